@@ -1,0 +1,237 @@
+"""The command line: parse arguments, call the core, print results, map errors to exit codes.
+
+The only module that imports Typer and rich. Core modules are imported inside the
+commands so ``mlops-scaffold --help`` does not pay for copier or pydantic.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+
+from . import __version__
+from .errors import EXIT_USER_ERROR, EXIT_VERIFY_FAILED
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .verify import VerifyReport
+
+app = typer.Typer(
+    name="mlops-scaffold",
+    help="Generate runnable, verified MLOps reference stacks.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn the core's errors into a one-line message on stderr and the error's exit code."""
+    from .errors import MergeConflictError, ScaffoldError
+
+    try:
+        yield
+    except MergeConflictError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        for name in exc.files:
+            print(f"  conflict: {name}", file=sys.stderr)
+        raise typer.Exit(exc.exit_code) from None
+    except ScaffoldError as exc:
+        _fail(exc.message, exc.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        print(f"mlops-scaffold {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version_callback, is_eager=True, help="Show version."),
+    ] = False,
+) -> None:
+    """Generate runnable, verified MLOps reference stacks."""
+
+
+ProfileOption = Annotated[
+    str | None, typer.Option("--profile", "-p", help="Built-in profile (see `profiles`).")
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", metavar="KEY=VALUE", help="Override a slot or setting; repeatable."),
+]
+RuntimeOption = Annotated[
+    str, typer.Option("--runtime", help="Where the stack's services run: native.")
+]
+
+
+@app.command()
+def new(
+    dest: Annotated[Path, typer.Argument(help="Directory to create (must not exist or be empty).")],
+    profile: ProfileOption = None,
+    stack: Annotated[
+        Path | None, typer.Option("--stack", "-s", help="Custom stack file (YAML).")
+    ] = None,
+    overrides: SetOption = None,
+    defaults: Annotated[
+        bool, typer.Option("--defaults", help="Answer every question from the stack.")
+    ] = False,
+    no_git: Annotated[
+        bool, typer.Option("--no-git", help="Do not git-init and commit the project.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan; write nothing.")
+    ] = False,
+) -> None:
+    """Render a stack into DEST: a project that sets up and verifies end to end."""
+    with _user_errors():
+        from .errors import UsageError
+        from .project import create_project, plan_project
+        from .stacks import load_stack
+
+        if (profile is None) == (stack is None):
+            raise UsageError("give exactly one of --profile NAME or --stack FILE")
+        resolved = load_stack(profile, stack, overrides or [])
+        if dry_run:
+            _print_plan(plan_project(resolved, dest))
+            return
+        interactive = not defaults and sys.stdin.isatty() and sys.stdout.isatty()
+        project = create_project(resolved, dest, interactive=interactive, init_git=not no_git)
+        out = _console()
+        out.print(f"Created {project} (profile {resolved.name}).")
+        out.print(f"Next: cd {project} && make setup && make verify")
+
+
+def _print_plan(plan: Any) -> None:
+    from rich.table import Table
+
+    out = _console()
+    out.print(f"Plan for {plan.destination} (profile {plan.stack.name}); nothing written.")
+    components = Table("slot", "component", "what it does", title="Components")
+    for slot, value, description in plan.components:
+        components.add_row(slot, value, description)
+    out.print(components)
+    services = Table("service", "address", title="Services")
+    for service in plan.services:
+        address = f"127.0.0.1:{service.port}" if service.port else "-"
+        services.add_row(service.name, address)
+    out.print(services)
+    out.print(f"Files ({len(plan.files)}):")
+    for name in plan.files:
+        out.print(f"  {name}")
+
+
+@app.command()
+def profiles() -> None:
+    """List the built-in profiles with their components."""
+    with _user_errors():
+        from rich.table import Table
+
+        from .stacks import builtin_profiles, load_stack
+
+        table = Table("profile", "description", "components")
+        for name in builtin_profiles():
+            stack = load_stack(profile=name)
+            chosen = ", ".join(
+                f"{slot}={value}" for slot, value in stack.slots.model_dump().items()
+            )
+            table.add_row(name, stack.description, chosen)
+        _console().print(table)
+
+
+@app.command()
+def show(
+    reference: Annotated[
+        str, typer.Argument(metavar="PROFILE|FILE", help="Profile or stack file.")
+    ],
+) -> None:
+    """Print the fully resolved stack (extends applied) as YAML."""
+    with _user_errors():
+        from .stacks import load_reference
+
+        sys.stdout.write(load_reference(reference).to_yaml())
+
+
+def _print_report(report: VerifyReport) -> None:
+    from rich.table import Table
+
+    table = Table("step", "result", "seconds", "detail", title=f"Verification of {report.project}")
+    for step in report.steps:
+        result = "[green]ok[/green]" if step.ok else "[red]FAILED[/red]"
+        table.add_row(step.name, result, f"{step.seconds:.1f}", step.detail)
+    out = _console()
+    out.print(table)
+    verdict = "[green]passed[/green]" if report.ok else "[red]failed[/red]"
+    out.print(f"Verification {verdict} in {report.total_seconds:.1f} s.")
+
+
+def _finish(report: VerifyReport) -> None:
+    _print_report(report)
+    if not report.ok:
+        _fail(f"verification failed at: {', '.join(report.failed)}", EXIT_VERIFY_FAILED)
+
+
+def _echo_line(line: str) -> None:
+    print(line, flush=True)
+
+
+@app.command()
+def verify(
+    project_dir: Annotated[Path, typer.Argument(help="A generated project that ran `make setup`.")],
+    runtime: RuntimeOption = "native",
+) -> None:
+    """Run a generated project's own end-to-end verification and report each step."""
+    with _user_errors():
+        from .verify import verify_project
+
+        report = verify_project(project_dir, runtime, _echo_line)
+    _finish(report)
+
+
+@app.command()
+def smoke(
+    profile: Annotated[str, typer.Option("--profile", "-p", help="Built-in profile to smoke.")],
+    keep: Annotated[bool, typer.Option("--keep", help="Keep the generated project.")] = False,
+    runtime: RuntimeOption = "native",
+) -> None:
+    """Generate a profile into a temp dir, set it up and verify it (for template CI)."""
+    with _user_errors():
+        from .verify import smoke as run_smoke
+
+        report = run_smoke(profile, keep=keep, runtime=runtime, sink=_echo_line)
+    if keep:
+        _console().print(f"Kept the project at {report.project}")
+    _finish(report)
+
+
+def main(argv: list[str] | None = None) -> Callable[..., Any] | None:
+    """Entry point of the ``mlops-scaffold`` console script."""
+    try:
+        return app(args=argv)  # type: ignore[no-any-return]
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        raise SystemExit(EXIT_USER_ERROR) from None

@@ -1,0 +1,169 @@
+"""Drive a generated project's own verification (``make verify``) and read its step report.
+
+The project carries its verification code; this module only runs it, so the code that
+ships is the code that was verified. ``smoke`` generates a project into a temp dir,
+sets it up and verifies it: the command a template maintainer's CI runs.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ProjectError, ToolMissingError, UsageError
+from .render import ANSWERS_FILE
+
+RUNTIMES = ("native",)
+REPORT_PATH = Path("reports") / "verify.json"
+
+OutputSink = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a verification run."""
+
+    name: str
+    ok: bool
+    seconds: float
+    detail: str = ""
+
+
+@dataclass
+class VerifyReport:
+    """Outcome of a verification: every step, in order."""
+
+    project: Path
+    steps: list[Step] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when there was at least one step and every step passed."""
+        return bool(self.steps) and all(step.ok for step in self.steps)
+
+    @property
+    def failed(self) -> list[str]:
+        """Names of the steps that failed."""
+        return [step.name for step in self.steps if not step.ok]
+
+    @property
+    def total_seconds(self) -> float:
+        """Sum of the steps' durations."""
+        return sum(step.seconds for step in self.steps)
+
+
+def check_runtime(runtime: str) -> None:
+    """Raise a usage error for a runtime this installation cannot drive."""
+    if runtime not in RUNTIMES:
+        raise UsageError(f"--runtime {runtime!r}: allowed runtimes are {', '.join(RUNTIMES)}")
+
+
+def _require(tool: str, hint: str) -> str:
+    executable = shutil.which(tool)
+    if executable is None:
+        raise ToolMissingError(f"{tool} is not installed; {hint}")
+    return executable
+
+
+def _run_streaming(command: list[str], cwd: Path, sink: OutputSink | None) -> int:
+    process = subprocess.Popen(
+        command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if sink is not None:
+            sink(line.rstrip("\n"))
+    return process.wait()
+
+
+def _read_steps(path: Path) -> list[Step]:
+    try:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return []
+    return [
+        Step(
+            str(item.get("name", "?")),
+            bool(item.get("ok")),
+            float(item.get("seconds", 0.0)),
+            str(item.get("detail", "")),
+        )
+        for item in data.get("steps", [])
+    ]
+
+
+def verify_project(
+    project: Path, runtime: str = "native", sink: OutputSink | None = None
+) -> VerifyReport:
+    """Run the project's ``make verify`` and return its step report.
+
+    Raises :class:`ProjectError` when ``project`` is not a generated project or was not
+    set up. A verification that runs and fails is returned with ``ok`` false.
+    """
+    check_runtime(runtime)
+    project = project.expanduser().resolve()
+    if not (project / ANSWERS_FILE).is_file():
+        raise ProjectError(f"{project}: not a generated project ({ANSWERS_FILE} is missing)")
+    if not (project / ".venv" / "bin" / "python").is_file():
+        raise ProjectError(f"{project}: not set up yet; run `make setup` there first")
+    make = _require("make", "install GNU make")
+    report_file = project / REPORT_PATH
+    report_file.unlink(missing_ok=True)
+    started = time.perf_counter()
+    code = _run_streaming([make, "--no-print-directory", "verify"], project, sink)
+    report = VerifyReport(project, _read_steps(report_file))
+    if code != 0 and report.ok:
+        report.steps.append(
+            Step("make verify", False, time.perf_counter() - started, f"exit {code}")
+        )
+    if not report.steps:
+        report.steps.append(
+            Step("make verify", code == 0, time.perf_counter() - started, "no step report written")
+        )
+    return report
+
+
+def setup_project(project: Path, sink: OutputSink | None = None) -> Step:
+    """Run the project's ``make setup`` (uv venv + pinned install) as one step."""
+    make = _require("make", "install GNU make")
+    _require("uv", "install it with `pip install uv`")
+    started = time.perf_counter()
+    code = _run_streaming([make, "--no-print-directory", "setup"], project, sink)
+    return Step("make setup", code == 0, time.perf_counter() - started, f"exit {code}")
+
+
+def smoke(
+    profile: str,
+    *,
+    keep: bool = False,
+    runtime: str = "native",
+    sink: OutputSink | None = None,
+) -> VerifyReport:
+    """Generate ``profile`` into a temp dir, set it up, verify it; remove it unless ``keep``."""
+    from .project import create_project
+    from .stacks import load_stack
+
+    check_runtime(runtime)
+    stack = load_stack(profile=profile)
+    workdir = Path(tempfile.mkdtemp(prefix=f"mlops-scaffold-smoke-{profile}-"))
+    project = workdir / f"smoke-{profile}"
+    try:
+        started = time.perf_counter()
+        create_project(stack, project)
+        steps = [Step("generate", True, time.perf_counter() - started, str(project))]
+        setup = setup_project(project, sink)
+        steps.append(setup)
+        if not setup.ok:
+            return VerifyReport(project, steps)
+        verified = verify_project(project, runtime, sink)
+        return VerifyReport(project, steps + verified.steps)
+    finally:
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
