@@ -1,0 +1,57 @@
+"""Virtual environments for generated projects, built once per dependency set with uv.
+
+Every environment shares one uv cache, so after the first build each one takes seconds.
+Environments live under ``.cache/envs`` of the repository, keyed by a hash of the
+project's ``pyproject.toml`` dependencies, and are reused across test runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ENVS_DIR = Path(os.environ.get("MLOPS_SCAFFOLD_TEST_ENVS", REPO_ROOT / ".cache" / "envs"))
+
+
+def uv() -> str:
+    executable = shutil.which("uv")
+    if executable is None:
+        raise RuntimeError("uv is required to build generated projects' environments")
+    return executable
+
+
+def uv_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("UV_PYTHON_DOWNLOADS", "never")
+    env.setdefault("UV_LINK_MODE", "copy")
+    return env
+
+
+def _dependencies(project: Path) -> list[str]:
+    data = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
+    deps = list(data["project"]["dependencies"])
+    deps += data["project"].get("optional-dependencies", {}).get("dev", [])
+    return sorted(deps)
+
+
+def project_env(project: Path) -> Path:
+    """Return a venv holding ``project``'s pinned dependencies (not the project itself)."""
+    deps = _dependencies(project)
+    key = hashlib.sha256("\n".join(deps).encode()).hexdigest()[:16]
+    venv = ENVS_DIR / key
+    marker = venv / ".complete"
+    if marker.is_file():
+        return venv
+    shutil.rmtree(venv, ignore_errors=True)
+    ENVS_DIR.mkdir(parents=True, exist_ok=True)
+    subprocess.run([uv(), "venv", "--quiet", "--python", "3.11", str(venv)], check=True,
+                   env=uv_env())
+    subprocess.run([uv(), "pip", "install", "--quiet", "--compile-bytecode", "--python",
+                    str(venv / "bin" / "python"), *deps], check=True, env=uv_env())
+    marker.write_text("\n".join(deps), encoding="utf-8")
+    return venv

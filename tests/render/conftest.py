@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mlops_scaffold.project import create_project
+from mlops_scaffold.stacks import Stack, builtin_profiles, load_stack
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# Every built-in profile, plus the variants that switch optional components off.
+VARIANTS: dict[str, tuple[str | None, str | None, tuple[str, ...]]] = {
+    **{profile: (profile, None, ()) for profile in builtin_profiles()},
+    "startup-lean": ("startup", None, ("tuning=none", "ci=none")),
+    "example-custom-stack": (None, str(REPO_ROOT / "examples" / "custom-stack.yaml"), ()),
+}
+
+
+def variant_stack(variant: str) -> Stack:
+    profile, stack_file, overrides = VARIANTS[variant]
+    return load_stack(profile, Path(stack_file) if stack_file else None, overrides)
+
+
+@pytest.fixture(scope="session")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Render every variant once per session (git-initialised, as users get them)."""
+    root = tmp_path_factory.mktemp("rendered")
+    return {
+        variant: create_project(variant_stack(variant), root / variant.replace("-", "_"))
+        for variant in VARIANTS
+    }
