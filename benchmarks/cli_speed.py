@@ -53,7 +53,8 @@ def main() -> None:
           f"  (+{(help_time - bare) * 1000:.0f} ms over baseline; target <= +150 ms)")
     print(f"new --profile startup --defaults         {new_time * 1000:7.0f} ms"
           f"  ({new_time / bare:.1f}x baseline; target <= 1500 ms)")
-    print(f"new ... --no-git                         {statistics.median(nogit_times) * 1000:7.0f} ms")
+    nogit = statistics.median(nogit_times)
+    print(f"new ... --no-git                         {nogit * 1000:7.0f} ms")
 
 
 if __name__ == "__main__":

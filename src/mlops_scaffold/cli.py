@@ -20,6 +20,7 @@ from .errors import EXIT_USER_ERROR, EXIT_VERIFY_FAILED
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from .update import DiffResult, UpdateResult
     from .verify import VerifyReport
 
 app = typer.Typer(
@@ -226,6 +227,106 @@ def smoke(
     if keep:
         _console().print(f"Kept the project at {report.project}")
     _finish(report)
+
+
+ProjectDirArgument = Annotated[
+    Path,
+    typer.Argument(metavar="PROJECT_DIR", help="The generated project (its own git repository)."),
+]
+SwitchProfileOption = Annotated[
+    str | None,
+    typer.Option("--profile", "-p", help="Switch to this built-in profile (keeps project_name)."),
+]
+
+
+@app.command()
+def update(
+    project_dir: ProjectDirArgument = Path("."),
+    overrides: SetOption = None,
+    profile: SwitchProfileOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would change; write nothing.")
+    ] = False,
+) -> None:
+    """Merge the installed template's changes into a project, keeping every edit of yours."""
+    with _user_errors():
+        from .update import update_project
+
+        result = update_project(project_dir, overrides or [], profile, dry_run=dry_run)
+        _print_update(result)
+
+
+def _print_update(result: UpdateResult) -> None:
+    out = _console()
+    if result.up_to_date:
+        out.print(
+            f"{result.project} is already up to date with the mlops-scaffold "
+            f"{result.version} template; nothing to do.",
+            soft_wrap=True,
+        )
+        return
+    changes = result.changes
+    counts = (
+        f"{len(changes.added)} added, {len(changes.removed)} removed, "
+        f"{len(changes.modified)} modified"
+    )
+    headlines = {
+        "dry-run": f"Dry run: updating {result.project} would merge {counts}; nothing written.",
+        "adopted": f"Adopted {result.project}: merged the mlops-scaffold {result.version} "
+        f"template render as the base of future updates ({counts}).",
+        "updated": f"Updated {result.project} to the mlops-scaffold {result.version} "
+        f"template ({counts}).",
+    }
+    out.print(headlines[result.status], soft_wrap=True)
+    for name in changes.files:
+        out.print(f"  {changes.kind(name):<8} {name}", soft_wrap=True)
+    for name in result.conflicts:
+        out.print(f"  would conflict: {name}", soft_wrap=True)
+
+
+@app.command()
+def diff(
+    project_dir: ProjectDirArgument = Path("."),
+    overrides: SetOption = None,
+    profile: SwitchProfileOption = None,
+    exit_code: Annotated[
+        bool, typer.Option("--exit-code", help="Exit 1 when the project is behind the template.")
+    ] = False,
+) -> None:
+    """Show what `update` would change (and where it would conflict); write nothing."""
+    with _user_errors():
+        from .update import diff_project
+
+        result = diff_project(project_dir, overrides or [], profile)
+        _print_diff(result)
+    if exit_code and result.behind:
+        raise typer.Exit(EXIT_USER_ERROR)
+
+
+def _print_diff(result: DiffResult) -> None:
+    from rich.table import Table
+
+    out = _console()
+    if not result.behind:
+        out.print(
+            f"{result.project} is up to date with the mlops-scaffold {result.version} template.",
+            soft_wrap=True,
+        )
+        return
+    table = Table(title=f"Update of {result.project}")
+    for column in ("file", "template", "you", "merge"):
+        table.add_column(column, overflow="fold")
+    for name in result.changes.files:
+        mine = "changed" if name in result.user_changed else ""
+        merge = "conflict" if name in result.conflicts else "clean"
+        table.add_row(name, result.changes.kind(name), mine, merge)
+    out.print(table)
+    base = f"base render {result.base[:12]}" if result.base else "no render commit: will adopt"
+    out.print(
+        f"{len(result.changes.files)} file(s) behind the mlops-scaffold {result.version} "
+        f"template ({base}); {len(result.conflicts)} would conflict.",
+        soft_wrap=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> Callable[..., Any] | None:

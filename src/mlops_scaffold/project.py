@@ -98,11 +98,14 @@ def create_project(
     *,
     interactive: bool = False,
     init_git: bool = True,
+    template: Path | None = None,
 ) -> Path:
     """Render ``stack`` into ``destination`` atomically and return the project's path.
 
     With ``init_git`` the pristine render is committed on ``main`` and on the
     ``mlops-scaffold/template`` branch, which ``update`` later uses as the merge base.
+    ``template`` renders another template directory (tests and benchmarks; default: the
+    installed one).
     """
     destination = destination.expanduser().resolve()
     check_destination(destination)
@@ -112,7 +115,8 @@ def create_project(
     staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
     try:
         target = staging / destination.name
-        render(project_answers(stack, destination), target, interactive=interactive)
+        answers = project_answers(stack, destination)
+        render(answers, target, interactive=interactive, template=template)
         if init_git:
             _initial_commit(target, stack)
         if destination.exists():

@@ -127,7 +127,7 @@ def test_unknown_keys_are_rejected_with_allowed_keys(tmp_path: Path) -> None:
 def test_missing_slot_is_reported(tmp_path: Path) -> None:
     path = write(tmp_path / "partial.yaml", {"name": "p", "description": "d",
                                              "slots": {"tracking": "mlflow"}})
-    with pytest.raises(StackError, match="missing key 'slots.serving'"):
+    with pytest.raises(StackError, match=r"missing key 'slots\.serving'"):
         load_stack(stack_file=path)
 
 
@@ -152,7 +152,7 @@ def test_malformed_stack_files(tmp_path: Path, content: str, message: str) -> No
 def test_missing_file_and_unknown_profile() -> None:
     with pytest.raises(StackError, match="stack file not found"):
         load_stack(stack_file=Path("/nonexistent/stack.yaml"))
-    with pytest.raises(StackError, match="available profiles: .*startup"):
+    with pytest.raises(StackError, match=r"available profiles: .*startup"):
         load_stack(profile="nope")
     with pytest.raises(StackError, match="exactly one"):
         load_stack()

@@ -12,7 +12,7 @@ PROJECT_LEVEL = {"project_name", "package_name", "description", "profile", "scaf
 def test_questions_are_the_stack_fields() -> None:
     questions = set(template_questions())
     assert questions - PROJECT_LEVEL == set(SLOT_KEYS) | set(SETTING_KEYS)
-    assert PROJECT_LEVEL <= questions
+    assert questions >= PROJECT_LEVEL
 
 
 def test_slot_questions_offer_exactly_the_registry_values() -> None:
