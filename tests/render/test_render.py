@@ -111,7 +111,7 @@ def test_generated_project_passes_its_own_ruff_and_pytest(
     lint = subprocess.run([str(venv / "bin" / "ruff"), "check", "."], cwd=project,
                           capture_output=True, text=True, env=env, check=False)
     assert lint.returncode == 0, lint.stdout
-    tests = subprocess.run([str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p",
+    tests = subprocess.run([str(venv / "bin" / "python"), "-m", "pytest", "-p",
                             "no:cacheprovider"], cwd=project, capture_output=True, text=True,
                            env=env, check=False)
     assert tests.returncode == 0, tests.stdout[-4000:] + tests.stderr[-2000:]

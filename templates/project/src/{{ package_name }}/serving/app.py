@@ -1,0 +1,339 @@
+"""The churn scoring API: ``create_app`` builds it around a model loader and a feature lookup.
+
+Endpoints
+---------
+``GET /health``   liveness: 200 as soon as the process answers.
+``GET /ready``    readiness: 200 once the champion model is loaded and warmed up, else 503;
+                  the body names the model, its version and the feature store state.
+``POST /predict`` ``{"customer_ids": [...]}`` (features from Feast's online store, read in
+                  one batched lookup) or ``{"rows": [{feature: value, ...}, ...]}``.
+                  Predictions come back in request order with the model version. An
+                  unknown customer id does not fail the batch: its row carries
+                  ``"error": "unknown customer_id"`` and null probability/label.
+                  Invalid input gets 422 with a readable ``message``; 503 while the
+                  model is not loaded or the feature store is unreachable.
+``GET /metrics``  Prometheus exposition (see :mod:`.metrics`).
+
+The model is loaded once, at startup, by a background thread started from the
+lifespan handler: ``/health`` answers at once, ``/ready`` turns 200 when loading and the
+warm-up prediction succeeded. A failed load (no ``champion`` yet, registry down) is
+retried every ``MODEL_LOAD_RETRY_SECONDS`` until it works.
+"""
+
+from __future__ import annotations
+
+import logging
+import operator
+import os
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+
+from ..config import MODEL_ALIAS, Settings, load_settings
+from ..schema import FEATURE_DTYPES
+from .metrics import MetricsMiddleware, ServingMetrics
+from .model import (
+    FeastFeatureLookup,
+    FeatureLookup,
+    LoadedModel,
+    ModelLoader,
+    WarmableLookup,
+    align_features,
+    mlflow_model_loader,
+    to_model_frame,
+    warmup_frame,
+)
+from .schemas import (
+    HealthResponse,
+    PredictRequest,
+    PredictResponse,
+    ReadyResponse,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_THRESHOLD = 0.5
+MAX_REPORTED_ERRORS = 20
+UNKNOWN_CUSTOMER = "unknown customer_id"
+
+
+class OrjsonResponse(Response):
+    """JSON rendered by orjson (numpy arrays and scalars serialized natively)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        """Serialize ``content`` with orjson."""
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+@dataclass
+class ServingState:
+    """What the app knows about its model and feature store; shared with the loader thread."""
+
+    model: LoadedModel | None = None
+    model_error: str | None = None
+    feature_store: str = "loading"
+    feature_store_error: str | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw else default
+
+
+def _configured_model_name(settings: Settings) -> str | None:
+    try:
+        return settings.model_name
+    except (OSError, KeyError, TypeError):
+        return None
+
+
+_COLUMN_GETTERS = [
+    (name, operator.itemgetter(name), dtype) for name, dtype in FEATURE_DTYPES.items()
+]
+
+
+def rows_to_frame(rows: list[dict[str, int | float]]) -> pd.DataFrame:
+    """Turn validated feature rows into the model's input frame, one typed array per column.
+
+    ``np.fromiter`` over ``map(itemgetter)`` runs the per-row iteration in C (about 4x
+    faster than ``DataFrame.from_records`` for 1,000 rows) and converts ints exactly.
+    """
+    count = len(rows)
+    return pd.DataFrame(
+        {
+            name: np.fromiter(map(getter, rows), dtype=dtype, count=count)
+            for name, getter, dtype in _COLUMN_GETTERS
+        }
+    )
+
+
+def _labelled(probabilities: np.ndarray, threshold: float) -> list[dict[str, Any]]:
+    labels = (probabilities >= threshold).tolist()
+    return [
+        {"churn_probability": p, "churn": label}
+        for p, label in zip(probabilities.tolist(), labels, strict=True)
+    ]
+
+
+def _validation_message(errors: list[dict[str, Any]]) -> str:
+    parts = []
+    for error in errors[:5]:
+        location = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+        parts.append(f"{location or 'body'}: {error.get('msg', 'invalid')}")
+    more = len(errors) - len(parts)
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+def _load_model(
+    state: ServingState, loader: ModelLoader, metrics: ServingMetrics, retry_seconds: float
+) -> None:
+    attempt = 0
+    while not state.stop.is_set():
+        attempt += 1
+        try:
+            model = loader()
+            model.predict(warmup_frame())
+        except Exception as exc:  # any failure: report it on /ready and try again
+            state.model_error = f"{type(exc).__name__}: {exc}"
+            logger.warning(
+                "model load attempt %d failed (%s); retrying in %.0f s",
+                attempt,
+                state.model_error,
+                retry_seconds,
+            )
+            state.stop.wait(retry_seconds)
+            continue
+        state.model, state.model_error = model, None
+        metrics.set_model(model)
+        logger.info("model %s version %s loaded and warmed up", model.name, model.version)
+        return
+
+
+def _open_feature_store(state: ServingState, lookup: FeatureLookup) -> None:
+    if not isinstance(lookup, WarmableLookup):
+        state.feature_store = "ready"
+        return
+    try:
+        lookup.warm_up()
+    except Exception as exc:  # ids requests will retry; rows keep working
+        state.feature_store = "unavailable"
+        state.feature_store_error = f"{type(exc).__name__}: {exc}"
+        logger.warning("feature store unavailable: %s", state.feature_store_error)
+        return
+    state.feature_store, state.feature_store_error = "ready", None
+    logger.info("feature store opened")
+
+
+def create_app(
+    model_loader: ModelLoader | None = None,
+    feature_lookup: FeatureLookup | None = None,
+    *,
+    settings: Settings | None = None,
+    monitor_report: Path | None = None,
+    threshold: float | None = None,
+    retry_seconds: float | None = None,
+) -> FastAPI:
+    """Build the API.
+
+    ``model_loader`` defaults to the MLflow registry's ``champion`` of
+    ``settings.model_name``; ``feature_lookup`` to the project's Feast online store.
+    ``monitor_report`` (default ``reports/monitor.json``) feeds the drift gauges;
+    ``threshold`` (default ``CHURN_THRESHOLD`` or 0.5) turns probabilities into labels.
+    """
+    if settings is None:
+        settings = load_settings()
+    loader = model_loader or mlflow_model_loader(settings)
+    lookup = feature_lookup or FeastFeatureLookup(settings)
+    cutoff = (
+        threshold if threshold is not None else _env_float("CHURN_THRESHOLD", DEFAULT_THRESHOLD)
+    )
+    retry = (
+        retry_seconds if retry_seconds is not None else _env_float("MODEL_LOAD_RETRY_SECONDS", 10.0)
+    )
+    metrics = ServingMetrics(monitor_report or settings.paths.monitor_report)
+    state = ServingState()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        state.stop.clear()
+        threads = [
+            threading.Thread(
+                target=_load_model,
+                args=(state, loader, metrics, retry),
+                name="model-loader",
+                daemon=True,
+            ),
+            threading.Thread(
+                target=_open_feature_store,
+                args=(state, lookup),
+                name="feature-store",
+                daemon=True,
+            ),
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            yield
+        finally:
+            state.stop.set()
+
+    app = FastAPI(
+        title="Churn prediction API",
+        description="Scores churn with the MLflow registry's champion model.",
+        version="1",
+        lifespan=lifespan,
+        default_response_class=OrjsonResponse,
+    )
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.state.serving = state
+    app.state.metrics = metrics
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_failed(_: Request, exc: RequestValidationError) -> Response:
+        errors = list(exc.errors())
+        detail = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
+            for e in errors[:MAX_REPORTED_ERRORS]
+        ]
+        body = {"message": _validation_message(errors), "n_errors": len(errors), "detail": detail}
+        return OrjsonResponse(body, status_code=422)
+
+    @app.get("/health", response_model=HealthResponse, tags=["probes"])
+    async def health() -> Response:
+        """Liveness probe: the process is up."""
+        return OrjsonResponse({"status": "ok"})
+
+    @app.get(
+        "/ready",
+        response_model=ReadyResponse,
+        responses={503: {"model": ReadyResponse}},
+        tags=["probes"],
+    )
+    async def ready() -> Response:
+        """Readiness probe: 200 with the model name/version once loaded, else 503."""
+        model = state.model
+        body = {
+            "ready": model is not None,
+            "model_name": model.name if model else _configured_model_name(settings),
+            "model_version": model.version if model else None,
+            "model_alias": model.alias if model else MODEL_ALIAS,
+            "feature_store": state.feature_store,
+            "detail": state.model_error if model is None else state.feature_store_error,
+        }
+        return OrjsonResponse(body, status_code=200 if model is not None else 503)
+
+    @app.post(
+        "/predict",
+        response_model=PredictResponse,
+        responses={422: {"description": "Invalid input"}, 503: {"description": "Not ready"}},
+        tags=["predict"],
+    )
+    def predict(request: PredictRequest) -> Response:
+        """Score ``rows`` directly, or ``customer_ids`` with features from the online store."""
+        model = state.model
+        if model is None:
+            raise HTTPException(503, f"model not loaded yet: {state.model_error or 'loading'}")
+        if request.rows is not None:
+            probabilities = model.predict(rows_to_frame(request.rows))
+            metrics.observe_predictions(probabilities, "rows")
+            predictions = _labelled(probabilities, cutoff)
+        else:
+            predictions = _predict_ids(model, request.customer_ids or [])
+        body = {
+            "model_name": model.name,
+            "model_version": model.version,
+            "threshold": cutoff,
+            "predictions": predictions,
+        }
+        return OrjsonResponse(body)
+
+    def _predict_ids(model: LoadedModel, customer_ids: list[int]) -> list[dict[str, Any]]:
+        try:
+            features = lookup(customer_ids)
+            frame, complete = align_features(features, customer_ids)
+        except Exception as exc:
+            logger.exception("feature lookup failed")
+            raise HTTPException(503, f"feature store lookup failed: {exc}") from exc
+        probabilities = (
+            model.predict(to_model_frame(frame[complete])) if complete.any() else np.empty(0)
+        )
+        metrics.observe_predictions(probabilities, "customer_ids")
+        unknown = int((~complete).sum())
+        if unknown:
+            metrics.row_errors.labels(reason="unknown_customer_id").inc(unknown)
+        results = iter(_labelled(probabilities, cutoff))
+        predictions: list[dict[str, Any]] = []
+        for customer_id, ok in zip(customer_ids, complete.tolist(), strict=True):
+            if ok:
+                predictions.append({"customer_id": customer_id, **next(results)})
+            else:
+                predictions.append(
+                    {
+                        "customer_id": customer_id,
+                        "churn_probability": None,
+                        "churn": None,
+                        "error": UNKNOWN_CUSTOMER,
+                    }
+                )
+        return predictions
+
+    @app.get("/metrics", tags=["probes"], response_class=Response)
+    def prometheus_metrics() -> Response:
+        """Prometheus text exposition of the app's metrics."""
+        payload, content_type = metrics.exposition()
+        return Response(payload, media_type=content_type)
+
+    return app

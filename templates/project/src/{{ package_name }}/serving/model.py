@@ -1,0 +1,150 @@
+"""The two seams of the serving app: where the model comes from and where features come from.
+
+``create_app`` takes a *model loader* (a callable returning a :class:`LoadedModel`) and a
+*feature lookup* (a callable mapping customer ids to a feature frame). Production wires
+in :func:`mlflow_model_loader` and :class:`FeastFeatureLookup`; tests inject a tiny
+in-memory model and a fake lookup. MLflow and Feast are imported lazily, inside the
+production loaders only, so importing this module (and the tests) stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+from ..config import MODEL_ALIAS, Settings
+from ..schema import ENTITY_COLUMN, FEATURE_COLUMNS, FEATURE_DTYPES
+
+logger = logging.getLogger(__name__)
+
+ProbabilityFn = Callable[[pd.DataFrame], Any]
+"""Maps a feature frame to churn probabilities: shape (n,) or sklearn's (n, 2)."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready to score feature frames, with the registry identity it came from."""
+
+    name: str
+    version: str
+    predict_proba: ProbabilityFn
+    alias: str = MODEL_ALIAS
+    run_id: str | None = None
+
+    def predict(self, features: pd.DataFrame) -> np.ndarray:
+        """Return the churn probability of every row of ``features`` as a float64 vector."""
+        probabilities = np.asarray(self.predict_proba(features), dtype=np.float64)
+        if probabilities.ndim == 2:
+            # sklearn's predict_proba: one column per class, the positive class last.
+            probabilities = probabilities[:, -1]
+        if probabilities.shape != (len(features),):
+            raise ValueError(f"model returned shape {probabilities.shape} for {len(features)} rows")
+        return probabilities
+
+
+ModelLoader = Callable[[], LoadedModel]
+FeatureLookup = Callable[[list[int]], pd.DataFrame]
+"""Maps customer ids to a frame with ``customer_id`` + FEATURE_COLUMNS (NaN when unknown)."""
+
+
+@runtime_checkable
+class WarmableLookup(Protocol):
+    """A feature lookup that can open its backing store ahead of the first request."""
+
+    def __call__(self, customer_ids: list[int]) -> pd.DataFrame:
+        """Return the online features of ``customer_ids``."""
+        ...
+
+    def warm_up(self) -> None:
+        """Open the store now so the first request does not pay for it."""
+        ...
+
+
+def warmup_frame() -> pd.DataFrame:
+    """One all-zero row with the model's input columns and dtypes (used to warm the model up)."""
+    return pd.DataFrame({name: np.zeros(1, dtype=dtype) for name, dtype in FEATURE_DTYPES.items()})
+
+
+def align_features(
+    features: pd.DataFrame, customer_ids: list[int]
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Order a lookup result like ``customer_ids`` and tell which rows have every feature.
+
+    Returns the feature frame (FEATURE_COLUMNS, one row per requested id, in request
+    order, duplicates allowed) and a boolean mask of the rows that are complete. Works
+    whatever order the lookup returned its rows in.
+    """
+    missing = [c for c in (ENTITY_COLUMN, *FEATURE_COLUMNS) if c not in features.columns]
+    if missing:
+        raise ValueError(f"feature lookup returned no column(s) {missing}")
+    indexed = features.drop_duplicates(subset=ENTITY_COLUMN, keep="last").set_index(ENTITY_COLUMN)
+    ordered = indexed.reindex(pd.Index(customer_ids, dtype="int64"))[FEATURE_COLUMNS]
+    complete = ordered.notna().all(axis=1).to_numpy()
+    return ordered.reset_index(drop=True), complete
+
+
+def to_model_frame(features: pd.DataFrame) -> pd.DataFrame:
+    """Cast complete feature rows to the training dtypes of ``schema.FEATURE_DTYPES``."""
+    return features[FEATURE_COLUMNS].astype(FEATURE_DTYPES)
+
+
+def mlflow_model_loader(settings: Settings) -> ModelLoader:
+    """Return a loader of the ``champion`` version of ``settings.model_name`` from MLflow.
+
+    The alias is resolved once, then that exact version is loaded, so the version the
+    app reports is the version it scores with even if the alias moves meanwhile.
+    """
+
+    def load() -> LoadedModel:
+        import mlflow
+        from mlflow import MlflowClient
+
+        tracking_uri = settings.tracking_uri
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(tracking_uri)
+        name = settings.model_name
+        version = MlflowClient().get_model_version_by_alias(name, MODEL_ALIAS)
+        uri = f"models:/{name}/{version.version}"
+        logger.info("loading %s (alias %s) from %s", uri, MODEL_ALIAS, tracking_uri)
+        model = mlflow.sklearn.load_model(uri)
+        return LoadedModel(
+            name=name,
+            version=str(version.version),
+            predict_proba=model.predict_proba,
+            run_id=version.run_id,
+        )
+
+    return load
+
+
+class FeastFeatureLookup:
+    """Online features from the project's Feast store, opened once and shared by requests."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._store: Any = None
+        self._lock = threading.Lock()
+
+    def _open(self) -> Any:
+        with self._lock:
+            if self._store is None:
+                from ..feature_store import open_store
+
+                self._store = open_store(self._settings)
+            return self._store
+
+    def warm_up(self) -> None:
+        """Import Feast and open the feature store (~7 s the first time)."""
+        self._open()
+
+    def __call__(self, customer_ids: list[int]) -> pd.DataFrame:
+        """Read the features of ``customer_ids`` in one online-store lookup."""
+        from ..feature_store import online_features
+
+        return online_features(self._open(), customer_ids)

@@ -1,0 +1,120 @@
+"""Request and response models of the serving API, generated from ``schema.FEATURE_DTYPES``.
+
+A feature row is a strict ``TypedDict``: an ``int64`` feature rejects ``1.5`` (and
+``"1"``, ``true``), a ``float64`` feature accepts ints but rejects NaN/Infinity, and
+unknown keys are refused. Rows are validated by pydantic-core and stay plain dicts, so
+a batch becomes a DataFrame in one ``DataFrame.from_records`` call, without building
+one model object per row.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Annotated, Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator, with_config
+from typing_extensions import TypedDict
+
+from ..schema import ENTITY_COLUMN, FEATURE_DTYPES
+
+MAX_BATCH_ROWS = int(os.environ.get("SERVING_MAX_BATCH", "1000"))
+"""Most rows (or customer ids) accepted in one ``POST /predict``."""
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+StrictInt64 = Annotated[int, Strict(), Field(ge=INT64_MIN, le=INT64_MAX)]
+FiniteFloat = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+CustomerId = Annotated[int, Strict(), Field(ge=0, le=INT64_MAX)]
+
+
+def _field_type(name: str, dtype: str) -> Any:
+    if dtype.startswith("int"):
+        return StrictInt64
+    if dtype.startswith("float"):
+        return FiniteFloat
+    if dtype == "bool":
+        return Annotated[bool, Strict()]
+    raise ValueError(f"feature {name!r}: no request type for dtype {dtype!r}")
+
+
+def build_feature_row_type() -> Any:
+    """Build the strict ``FeatureRow`` TypedDict: one required key per feature column."""
+    fields = {name: _field_type(name, dtype) for name, dtype in FEATURE_DTYPES.items()}
+    typed_dict: Any = TypedDict
+    row = typed_dict("FeatureRow", fields)
+    return with_config(ConfigDict(extra="forbid", strict=True, title="FeatureRow"))(row)
+
+
+if TYPE_CHECKING:
+    FeatureRow = dict[str, int | float]
+else:
+    FeatureRow = build_feature_row_type()
+
+
+class PredictRequest(BaseModel):
+    """Either ``customer_ids`` (features read from the online store) or raw feature ``rows``."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"customer_ids": [1, 2, 3]},
+                {"rows": [{name: 1 for name in FEATURE_DTYPES}]},
+            ]
+        },
+    )
+
+    customer_ids: list[CustomerId] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_BATCH_ROWS,
+        description=f"Customer ids ({ENTITY_COLUMN}) whose features are read from Feast.",
+    )
+    rows: list[FeatureRow] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_BATCH_ROWS,
+        description="Feature rows, one object per customer, every feature required.",
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one_input(self) -> Self:
+        if (self.customer_ids is None) == (self.rows is None):
+            raise ValueError("send exactly one of 'customer_ids' or 'rows'")
+        return self
+
+
+class Prediction(BaseModel):
+    """The outcome for one requested row or customer id."""
+
+    customer_id: int | None = Field(default=None, description="Echoed for id requests.")
+    churn_probability: float | None = Field(description="P(churn); null when the row failed.")
+    churn: bool | None = Field(description="churn_probability >= threshold; null on failure.")
+    error: str | None = Field(default=None, description="Why this row has no prediction.")
+
+
+class PredictResponse(BaseModel):
+    """Predictions in request order, with the registry identity of the model that made them."""
+
+    model_name: str
+    model_version: str
+    threshold: float
+    predictions: list[Prediction]
+
+
+class HealthResponse(BaseModel):
+    """Liveness: the process answers."""
+
+    status: str
+
+
+class ReadyResponse(BaseModel):
+    """Readiness: whether the champion model is loaded, and which one."""
+
+    ready: bool
+    model_name: str | None
+    model_version: str | None
+    model_alias: str
+    feature_store: str
+    detail: str | None = None

@@ -1,0 +1,115 @@
+"""Stage `tune`: Optuna search of the model's hyper-parameters, every trial an MLflow run.
+
+The search only sees the training part of the out-of-time split (the holdout stays
+untouched for `evaluate`) and scores each trial by cross-validation grouped by customer,
+so snapshots of one customer never sit on both sides of a fold. The best parameters go
+to ``models/best_params.json``, which `train` reads.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from .config import Settings, load_settings
+from .schema import ENTITY_COLUMN, FEATURE_COLUMNS, LABEL_COLUMN
+from .train import build_pipeline, load_training_frame, split_holdout
+
+if TYPE_CHECKING:
+    import optuna
+
+
+def cv_score(train: pd.DataFrame, params: dict[str, Any], folds: int, metric: str) -> float:
+    """Mean ``metric`` of ``params`` over ``folds`` folds grouped by customer."""
+    from sklearn.model_selection import GroupKFold
+
+    from .train import score
+
+    x, y = train[FEATURE_COLUMNS], train[LABEL_COLUMN]
+    scores = []
+    for fit_idx, val_idx in GroupKFold(n_splits=folds).split(x, y, groups=train[ENTITY_COLUMN]):
+        model = build_pipeline(params).fit(x.iloc[fit_idx], y.iloc[fit_idx])
+        scores.append(score(metric, y.iloc[val_idx], model.predict_proba(x.iloc[val_idx])[:, 1]))
+    return float(sum(scores) / len(scores))
+
+
+def suggest(trial: optuna.Trial, section: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """Hyper-parameters of one trial: C (log scale) and class_weight; the rest from ``base``."""
+    return {
+        **base,
+        "C": trial.suggest_float(
+            "C", float(section.get("C_min", 1e-3)), float(section.get("C_max", 100.0)), log=True
+        ),
+        "class_weight": trial.suggest_categorical("class_weight", [None, "balanced"]),
+    }
+
+
+def tune(settings: Settings, frame: pd.DataFrame) -> dict[str, Any]:
+    """Run the study on ``frame``'s training part, logging to MLflow; return the result."""
+    import mlflow
+    import optuna
+
+    from .tracking import configure_tracking
+
+    section = settings.params["tune"]
+    n_trials = int(section["n_trials"])
+    folds = int(section.get("cv_folds", 3))
+    metric = str(settings.params.get("evaluate", {}).get("metric", "roc_auc"))
+    base = {"max_iter": int(settings.params["train"].get("max_iter", 1000))}
+    train, _ = split_holdout(frame, float(settings.params["train"]["test_size"]))
+
+    configure_tracking(settings)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = optuna.samplers.TPESampler(seed=int(section.get("seed", 42)))
+    study = optuna.create_study(direction="maximize", sampler=sampler, study_name="tune")
+
+    with mlflow.start_run(run_name="tune") as parent:
+        mlflow.log_params({"n_trials": n_trials, "cv_folds": folds, "metric": metric})
+
+        def objective(trial: optuna.Trial) -> float:
+            params = suggest(trial, section, base)
+            with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True):
+                mlflow.log_params(trial.params)
+                value = cv_score(train, params, folds, metric)
+                mlflow.log_metric(f"cv_{metric}", value)
+            return value
+
+        study.optimize(objective, n_trials=n_trials)
+        best = {**base, **study.best_trial.params}
+        mlflow.log_params({f"best_{k}": v for k, v in study.best_trial.params.items()})
+        mlflow.log_metric(f"best_cv_{metric}", study.best_value)
+    return {
+        "params": best,
+        "metric": metric,
+        f"cv_{metric}": round(study.best_value, 6),
+        "best_trial": study.best_trial.number,
+        "n_trials": n_trials,
+        "cv_folds": folds,
+        "n_train": len(train),
+        "run_id": parent.info.run_id,
+    }
+
+
+def run(settings: Settings, frame: pd.DataFrame | None = None) -> dict[str, Any]:
+    """The whole stage: join features, tune, write ``models/best_params.json``."""
+    frame = load_training_frame(settings) if frame is None else frame
+    result = tune(settings, frame)
+    settings.paths.best_params.parent.mkdir(parents=True, exist_ok=True)
+    settings.paths.best_params.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return result
+
+
+def main() -> None:
+    """Entry point of ``python -m <package>.tune``."""
+    result = run(load_settings())
+    metric = result["metric"]
+    print(
+        f"tune: best of {result['n_trials']} trials (#{result['best_trial']}) "
+        f"cv {metric} {result[f'cv_{metric}']:.4f} with {result['params']}"
+    )
+
+
+if __name__ == "__main__":
+    main()
