@@ -33,8 +33,9 @@ def run(command: list[str], cwd: Path, timeout: int) -> subprocess.CompletedProc
 def test_wheel_install_new_setup_verify(tmp_path: Path) -> None:
     # a copy of the repository, so the build sees exactly what a fresh clone has
     source = tmp_path / "src-copy"
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO_ROOT,
-                           capture_output=True, text=True, check=True).stdout.split()
+    listing = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"],
+                             cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout
+    files = [name for name in listing.split("\0") if name]
     for name in files:
         if (REPO_ROOT / name).is_file():
             (source / name).parent.mkdir(parents=True, exist_ok=True)
