@@ -144,7 +144,7 @@ def test_cli_update_conflict_exits_4_listing_files(
     [
         (["update", "{tmp}"], "not a generated project"),
         (["diff", "{tmp}"], "not a generated project"),
-        (["update", "{project}", "--set", "tuning=ray"], "allows optuna, none"),
+        (["update", "{project}", "--set", "tuning=bogus"], "slot 'tuning' allows optuna"),
         (["update", "{project}", "--profile", "nope"], "unknown profile 'nope'"),
     ],
 )
