@@ -1,0 +1,326 @@
+"""The V2 / Open Inference Protocol endpoints, so KServe and Seldon clients can call the app.
+
+``create_v2_router`` returns an ``APIRouter`` the app includes next to ``/predict``:
+
+``GET  /v2``                       server metadata (name, version, extensions).
+``GET  /v2/health/live``           200 while the process answers.
+``GET  /v2/health/ready``          200 once the model is loaded, else 503.
+``GET  /v2/models/{name}``         model metadata: versions, platform, input/output tensors.
+``GET  /v2/models/{name}/ready``   200 when ``name`` is loaded, 503 while loading, 404 unknown.
+``POST /v2/models/{name}/infer``   inference request in the V2 JSON tensor format.
+
+An inference request carries the features as tensors, either one tensor per feature
+column (named like the column, shape ``[n]`` or ``[n, 1]``; the layout MLServer's pandas
+codec uses) or a single tensor of shape ``[n, len(feature_columns)]`` whose columns are in
+``feature_columns`` order. ``data`` may be flat (row-major) or nested. The response holds
+``churn_probability`` (FP64) and ``churn`` (BOOL) tensors of shape ``[n]``; a request may
+ask for a subset with ``outputs``. Errors answer ``{"error": "..."}`` with status 400 (bad
+request), 404 (unknown model) or 503 (not loaded), as the protocol specifies.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .model import LoadedModel
+from .schemas import MAX_BATCH_ROWS
+
+PROTOCOL_VERSION = "2"
+SERVER_NAME = "churn-fastapi"
+OUTPUT_PROBABILITY = "churn_probability"
+OUTPUT_LABEL = "churn"
+
+# V2 datatypes accepted for a feature of each pandas dtype kind.
+_INT_TYPES = {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
+_FLOAT_TYPES = {"FP16", "FP32", "FP64"}
+_ACCEPTED: dict[str, set[str]] = {"i": _INT_TYPES, "f": _INT_TYPES | _FLOAT_TYPES}
+_V2_TYPE = {"i": "INT64", "f": "FP64"}
+
+
+class V2Error(Exception):
+    """A request the protocol answers with ``{"error": message}`` and ``status``."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class RequestInput(BaseModel):
+    """One input tensor of an inference request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    shape: list[int] = Field(min_length=1, max_length=2)
+    datatype: str
+    data: list[Any]
+    parameters: dict[str, Any] | None = None
+
+
+class RequestOutput(BaseModel):
+    """An output the client asks for (all of them when ``outputs`` is absent)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    parameters: dict[str, Any] | None = None
+
+
+class InferenceRequest(BaseModel):
+    """The body of ``POST /v2/models/{name}/infer``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = None
+    parameters: dict[str, Any] | None = None
+    inputs: list[RequestInput] = Field(min_length=1)
+    outputs: list[RequestOutput] | None = None
+
+
+def _flatten(data: list[Any]) -> list[Any]:
+    if data and isinstance(data[0], list):
+        return [value for row in data for value in _flatten(row)]
+    return data
+
+
+def _dtype_kind(dtype: str) -> str:
+    kind = np.dtype(dtype).kind
+    if kind not in _ACCEPTED:
+        raise ValueError(f"no V2 datatype for pandas dtype {dtype!r}")
+    return kind
+
+
+def _column(
+    values: list[Any], name: str, datatype: str, dtype: str, *, matrix: bool = False
+) -> np.ndarray:
+    """Check one feature's values against its dtype and return them as a typed array.
+
+    In a single ``[n, features]`` tensor (``matrix``) every column shares one datatype, so
+    integer features may arrive as FP values; they must then be whole numbers.
+    """
+    kind = _dtype_kind(dtype)
+    accepted = _INT_TYPES | _FLOAT_TYPES if matrix else _ACCEPTED[kind]
+    if datatype not in accepted:
+        allowed = ", ".join(sorted(accepted))
+        raise V2Error(f"input {name!r}: datatype {datatype} not accepted (allowed: {allowed})")
+    for value in values:
+        # bool is an int subclass in Python; the protocol has a separate BOOL type.
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise V2Error(f"input {name!r}: {value!r} is not a number")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise V2Error(f"input {name!r}: non-finite value {value!r}")
+        if kind == "i" and not (isinstance(value, int) or (matrix and value.is_integer())):
+            raise V2Error(f"input {name!r}: {value!r} is not an integer ({datatype})")
+    try:
+        return np.asarray(values, dtype=dtype)
+    except OverflowError:
+        raise V2Error(f"input {name!r}: value out of range for {dtype}") from None
+
+
+def _rows(shape: list[int], name: str) -> tuple[int, int]:
+    if any(size < 0 for size in shape):
+        raise V2Error(f"input {name!r}: negative dimension in shape {shape}")
+    rows = shape[0]
+    columns = shape[1] if len(shape) == 2 else 1
+    return rows, columns
+
+
+def request_frame(
+    request: InferenceRequest, feature_dtypes: Mapping[str, str], max_rows: int
+) -> pd.DataFrame:
+    """Turn the request's input tensors into the model's feature frame (typed, in order)."""
+    columns = list(feature_dtypes)
+    inputs = request.inputs
+    if len(inputs) == 1 and len(columns) > 1:
+        tensor = inputs[0]
+        rows, width = _rows(tensor.shape, tensor.name)
+        if len(tensor.shape) != 2 or width != len(columns):
+            raise V2Error(
+                f"input {tensor.name!r}: a single input tensor must have shape "
+                f"[n, {len(columns)}] (columns: {', '.join(columns)}); got {tensor.shape}"
+            )
+        values = _flatten(tensor.data)
+        if len(values) != rows * width:
+            raise V2Error(f"input {tensor.name!r}: {len(values)} values for shape {tensor.shape}")
+        per_column = {name: values[i::width] for i, name in enumerate(columns)}
+        datatypes = dict.fromkeys(columns, tensor.datatype)
+        count, matrix = rows, True
+    else:
+        matrix = False
+        by_name = {tensor.name: tensor for tensor in inputs}
+        if len(by_name) != len(inputs):
+            raise V2Error("duplicate input names")
+        unknown = sorted(set(by_name) - set(columns))
+        missing = [name for name in columns if name not in by_name]
+        if unknown or missing:
+            raise V2Error(
+                "inputs must be one tensor per feature: "
+                + "; ".join(
+                    part
+                    for part in (
+                        f"unknown {', '.join(unknown)}" if unknown else "",
+                        f"missing {', '.join(missing)}" if missing else "",
+                    )
+                    if part
+                )
+            )
+        counts = set()
+        per_column, datatypes = {}, {}
+        for name in columns:
+            tensor = by_name[name]
+            rows, width = _rows(tensor.shape, name)
+            if width != 1:
+                raise V2Error(f"input {name!r}: shape must be [n] or [n, 1]; got {tensor.shape}")
+            values = _flatten(tensor.data)
+            if len(values) != rows:
+                raise V2Error(f"input {name!r}: {len(values)} values for shape {tensor.shape}")
+            per_column[name], datatypes[name] = values, tensor.datatype
+            counts.add(rows)
+        if len(counts) != 1:
+            raise V2Error(f"inputs have different row counts: {sorted(counts)}")
+        count = counts.pop()
+    if count < 1 or count > max_rows:
+        raise V2Error(f"a request holds 1 to {max_rows} rows; got {count}")
+    return pd.DataFrame(
+        {
+            name: _column(
+                per_column[name], name, datatypes[name], feature_dtypes[name], matrix=matrix
+            )
+            for name in columns
+        }
+    )
+
+
+def _error(message: str, status: int) -> Response:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def create_v2_router(
+    get_model: Callable[[], LoadedModel | None],
+    feature_dtypes: Mapping[str, str],
+    *,
+    threshold: float,
+    max_rows: int = MAX_BATCH_ROWS,
+    observe: Callable[[np.ndarray, str], None] | None = None,
+) -> APIRouter:
+    """Build the V2 protocol router.
+
+    ``get_model`` returns the currently loaded model (``None`` while loading);
+    ``feature_dtypes`` maps each feature column to its pandas dtype, in model input order;
+    ``threshold`` turns probabilities into ``churn`` labels; ``observe`` (e.g. the app's
+    prediction metrics) receives every batch of probabilities with the source ``"v2"``.
+    """
+    router = APIRouter(prefix="/v2", tags=["v2 protocol"])
+    kinds = {name: _dtype_kind(dtype) for name, dtype in feature_dtypes.items()}
+
+    def _model(name: str) -> LoadedModel:
+        model = get_model()
+        if model is None:
+            raise V2Error("model not loaded yet", 503)
+        if name != model.name:
+            raise V2Error(f"unknown model {name!r}; this server serves {model.name!r}", 404)
+        return model
+
+    @router.get("")
+    def server_metadata() -> Response:
+        """Server metadata: name, version and supported extensions."""
+        return JSONResponse({"name": SERVER_NAME, "version": PROTOCOL_VERSION, "extensions": []})
+
+    @router.get("/health/live")
+    def live() -> Response:
+        """Server liveness: the process answers."""
+        return JSONResponse({"live": True})
+
+    @router.get("/health/ready")
+    def ready() -> Response:
+        """Server readiness: 200 once the model is loaded, else 503."""
+        is_ready = get_model() is not None
+        return JSONResponse({"ready": is_ready}, status_code=200 if is_ready else 503)
+
+    @router.get("/models/{name}")
+    def model_metadata(name: str) -> Response:
+        """Model metadata: name, versions, platform and the input/output tensors."""
+        try:
+            model = _model(name)
+        except V2Error as exc:
+            return _error(exc.message, exc.status)
+        return JSONResponse(
+            {
+                "name": model.name,
+                "versions": [model.version],
+                "platform": "mlflow-sklearn",
+                "inputs": [
+                    {"name": column, "datatype": _V2_TYPE[kind], "shape": [-1]}
+                    for column, kind in kinds.items()
+                ],
+                "outputs": [
+                    {"name": OUTPUT_PROBABILITY, "datatype": "FP64", "shape": [-1]},
+                    {"name": OUTPUT_LABEL, "datatype": "BOOL", "shape": [-1]},
+                ],
+            }
+        )
+
+    @router.get("/models/{name}/ready")
+    def model_ready(name: str) -> Response:
+        """Model readiness: 200 when loaded, 503 while loading, 404 for another name."""
+        try:
+            _model(name)
+        except V2Error as exc:
+            return _error(exc.message, exc.status)
+        return JSONResponse({"name": name, "ready": True})
+
+    @router.post("/models/{name}/infer")
+    def infer(name: str, body: dict[str, Any]) -> Response:
+        """Score the request's feature tensors with the champion model."""
+        try:
+            model = _model(name)
+            try:
+                request = InferenceRequest.model_validate(body)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(part) for part in first["loc"])
+                raise V2Error(f"invalid inference request: {where}: {first['msg']}") from None
+            wanted = [output.name for output in request.outputs or []]
+            unknown = sorted(set(wanted) - {OUTPUT_PROBABILITY, OUTPUT_LABEL})
+            if unknown:
+                raise V2Error(f"unknown output(s) {', '.join(unknown)}")
+            frame = request_frame(request, feature_dtypes, max_rows)
+        except V2Error as exc:
+            return _error(exc.message, exc.status)
+        probabilities = model.predict(frame)
+        if observe is not None:
+            observe(probabilities, "v2")
+        count = len(probabilities)
+        tensors = {
+            OUTPUT_PROBABILITY: {
+                "name": OUTPUT_PROBABILITY,
+                "shape": [count],
+                "datatype": "FP64",
+                "data": probabilities.tolist(),
+            },
+            OUTPUT_LABEL: {
+                "name": OUTPUT_LABEL,
+                "shape": [count],
+                "datatype": "BOOL",
+                "data": (probabilities >= threshold).tolist(),
+            },
+        }
+        response: dict[str, Any] = {
+            "model_name": model.name,
+            "model_version": model.version,
+            "outputs": [tensors[name] for name in (wanted or list(tensors))],
+        }
+        if request.id is not None:
+            response["id"] = request.id
+        return JSONResponse(response)
+
+    return router
