@@ -11,7 +11,7 @@ DEMO_DIR ?= .demo/churn-demo
 export UV_PYTHON_DOWNLOADS ?= never
 export UV_LINK_MODE ?= copy
 
-.PHONY: help install lint test test-fast test-render test-e2e demo bench clean
+.PHONY: help install lint test test-fast test-render test-e2e test-containers demo bench clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -30,13 +30,16 @@ lint: install ## ruff + mypy --strict
 	$(BIN)/mypy src
 
 test-fast: install ## Unit and update tests (seconds)
-	$(BIN)/pytest -q -m "not slow and not render"
+	$(BIN)/pytest -q -m "not slow and not render and not containers"
 
 test-render: install ## Render every profile and run each generated project's ruff + pytest
 	$(BIN)/pytest -q -m render
 
 test-e2e: install ## Fresh venv, wheel install, new, make setup, make verify (minutes)
 	$(BIN)/pytest -q -m slow
+
+test-containers: install ## Private dockerd, base images, the startup stack built and run (root)
+	$(BIN)/pytest -q -rs -m containers
 
 test: lint ## Everything: lint, unit, update, render and end-to-end tests
 	$(BIN)/pytest -q -rs --durations=10

@@ -86,7 +86,12 @@ SetOption = Annotated[
     typer.Option("--set", metavar="KEY=VALUE", help="Override a slot or setting; repeatable."),
 ]
 RuntimeOption = Annotated[
-    str, typer.Option("--runtime", help="Where the stack's services run: native.")
+    str,
+    typer.Option(
+        "--runtime",
+        help="Where the stack's services run: native (processes) or docker (the compose "
+        "stack, built and torn down; DOCKER_HOST or a private dockerd).",
+    ),
 ]
 
 

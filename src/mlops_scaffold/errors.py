@@ -43,6 +43,10 @@ class ToolMissingError(ScaffoldError):
     """An external command the operation needs (git, make, uv) is not installed."""
 
 
+class ContainerEngineError(ScaffoldError):
+    """A Docker engine could not be started, reached or used (no dockerd, not root, ...)."""
+
+
 class UsageError(ScaffoldError):
     """Command-line arguments that do not fit together."""
 

@@ -45,22 +45,57 @@ SLOTS: dict[str, dict[str, Component]] = {
             "Evidently drift reports; Prometheus scrapes the serving metrics",
             (Service("prometheus", "prometheus_port"),),
         ),
+        "evidently-grafana": Component(
+            "Evidently drift exported as Prometheus metrics; Prometheus scrapes serving and"
+            " MLflow; Grafana provisioned with a dashboard",
+            (Service("prometheus", "prometheus_port"), Service("grafana", "grafana_port")),
+        ),
     },
     "serving": {
         "fastapi": Component(
             "FastAPI + uvicorn serving the champion model, with Prometheus metrics",
             (Service("serving", "serving_port"),),
         ),
+        "kserve": Component(
+            "KServe InferenceService running the project's FastAPI image as a custom predictor"
+            " (V2 protocol); the same app serves locally",
+            (Service("serving", "serving_port"),),
+        ),
+        "seldon": Component(
+            "Seldon Core v2 Model on an MLServer Server (V2 protocol); the FastAPI app serves"
+            " locally",
+            (Service("serving", "serving_port"),),
+        ),
+        "fastapi-deployment": Component(
+            "The FastAPI app as a plain Kubernetes Deployment + Service + HPA + PDB",
+            (Service("serving", "serving_port"),),
+        ),
     },
     "orchestration": {
         "dvc": Component("Stages run by `dvc repro` (prepare, features, train, evaluate, monitor)"),
+        "kubeflow": Component(
+            "Kubeflow Pipelines v2 pipeline of the same stages (kfp SDK, compiled offline);"
+            " `dvc repro` runs them locally"
+        ),
+        "airflow": Component(
+            "An Airflow DAG runs the DVC stages with retries and a deadline alert",
+            (Service("airflow", "airflow_port"),),
+        ),
     },
     "tuning": {
         "optuna": Component("Optuna hyper-parameter search stage, trials logged to MLflow"),
+        "ray-tune": Component("Ray Tune search (local Ray, OptunaSearch), trials logged to MLflow"),
         "none": Component("No tuning stage"),
     },
     "deploy": {
         "compose": Component("docker-compose stack with healthchecks, ports on 127.0.0.1"),
+        "kubernetes": Component(
+            "Kustomize manifests (deploy/k8s: base + dev/prod overlays), validated offline;"
+            " compose kept for local use"
+        ),
+        "aws-cdk": Component(
+            "AWS CDK app (infra/): S3, DynamoDB, ECR, SageMaker MLflow + endpoint, alarms"
+        ),
     },
     "ci": {
         "github-actions": Component("GitHub Actions workflow: lint, tests, verify"),
@@ -71,8 +106,11 @@ SLOTS: dict[str, dict[str, Component]] = {
 # Settings with a closed set of values; the other settings are typed in stacks.py.
 SETTING_CHOICES: dict[str, tuple[str, ...]] = {
     "python_version": ("3.11",),
-    "tracking_backend": ("sqlite",),
-    "online_store": ("sqlite",),
+    "tracking_backend": ("sqlite", "postgresql"),
+    "online_store": ("sqlite", "dynamodb", "redis"),
+    "artifact_store": ("local", "s3"),
+    "data_remote": ("local", "s3"),
+    "validation": ("none", "great-expectations"),
 }
 
 

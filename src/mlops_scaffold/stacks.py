@@ -63,9 +63,15 @@ class StackSettings(BaseModel):
     python_version: str = "3.11"
     tracking_backend: str = "sqlite"
     online_store: str = "sqlite"
+    validation: str = "none"
+    artifact_store: str = "local"
+    data_remote: str = "local"
+    aws_region: str = Field(default="us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
     mlflow_port: int = Field(default=5000, ge=1024, le=65535, strict=True)
     serving_port: int = Field(default=8000, ge=1024, le=65535, strict=True)
     prometheus_port: int = Field(default=9090, ge=1024, le=65535, strict=True)
+    grafana_port: int = Field(default=3000, ge=1024, le=65535, strict=True)
+    airflow_port: int = Field(default=8080, ge=1024, le=65535, strict=True)
 
     @field_validator(*SETTING_CHOICES)
     @classmethod

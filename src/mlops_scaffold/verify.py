@@ -20,7 +20,7 @@ from typing import Any
 from .errors import ProjectError, ToolMissingError, UsageError
 from .render import ANSWERS_FILE
 
-RUNTIMES = ("native",)
+RUNTIMES = ("native", "docker")
 REPORT_PATH = Path("reports") / "verify.json"
 
 OutputSink = Callable[[str], None]
@@ -102,7 +102,7 @@ def _read_steps(path: Path) -> list[Step]:
 def verify_project(
     project: Path, runtime: str = "native", sink: OutputSink | None = None
 ) -> VerifyReport:
-    """Run the project's ``make verify`` and return its step report.
+    """Run the project's ``make verify`` (native) or its compose stack (docker); report steps.
 
     Raises :class:`ProjectError` when ``project`` is not a generated project or was not
     set up. A verification that runs and fails is returned with ``ok`` false.
@@ -113,6 +113,10 @@ def verify_project(
         raise ProjectError(f"{project}: not a generated project ({ANSWERS_FILE} is missing)")
     if not (project / ".venv" / "bin" / "python").is_file():
         raise ProjectError(f"{project}: not set up yet; run `make setup` there first")
+    if runtime == "docker":
+        from .docker_runtime import verify_in_docker
+
+        return verify_in_docker(project, sink)
     make = _require("make", "install GNU make")
     report_file = project / REPORT_PATH
     report_file.unlink(missing_ok=True)

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -90,7 +91,7 @@ def test_compose_file_is_valid_and_loopback_only(rendered: dict[str, Path], vari
 
 
 def test_compose_file_matches_compose_spec_schema(rendered: dict[str, Path]) -> None:
-    checker = shutil.which("check-jsonschema")
+    checker = shutil.which("check-jsonschema", path=str(Path(sys.executable).parent))
     if checker is None:
         pytest.skip("check-jsonschema is not installed (pip install check-jsonschema)")
     result = subprocess.run(
@@ -99,7 +100,7 @@ def test_compose_file_matches_compose_spec_schema(rendered: dict[str, Path]) -> 
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("variant", ["startup", "startup-lean"])
+@pytest.mark.parametrize("variant", ["startup", "startup-lean", "kubernetes"])
 def test_generated_project_passes_its_own_ruff_and_pytest(
     rendered: dict[str, Path], variant: str
 ) -> None:

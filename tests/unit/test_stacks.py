@@ -88,7 +88,7 @@ def test_parse_override_keeps_string_settings_strings() -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["tuning=ray"], "slot 'tuning' allows optuna, none; got 'ray'"),
+        (["tuning=ray"], "slot 'tuning' allows optuna, ray-tune, none; got 'ray'"),
         (["nonsense=1"], "unknown key 'nonsense'; allowed keys: tracking"),
         (["serving_port=80"], "settings.serving_port: Input should be greater than or equal"),
         (["serving_port=abc"], "settings.serving_port: Input should be a valid integer"),

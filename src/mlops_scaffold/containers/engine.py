@@ -24,17 +24,14 @@ import docker  # type: ignore[import-untyped]
 import docker.errors  # type: ignore[import-untyped]
 import requests.exceptions
 
-from ..errors import ScaffoldError, ToolMissingError
+from ..errors import ContainerEngineError as ContainerEngineError  # re-exported
+from ..errors import ToolMissingError
 from .host import default_docker_dir
 
 INSTALL_HINT = "apt-get install docker.io docker-compose debootstrap"
 _MAX_SOCKET_PATH = 100  # sun_path is 108 bytes; containerd nests sockets under exec/
 
 Log = Callable[[str], None]
-
-
-class ContainerEngineError(ScaffoldError):
-    """The private Docker engine could not be started, reached or used."""
 
 
 def _silent(_: str) -> None:

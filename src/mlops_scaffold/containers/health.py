@@ -9,6 +9,7 @@ health-check output and log lines, when one turns ``unhealthy`` or exits.
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,9 +55,21 @@ def _failure_detail(container: Any) -> str:
 
 
 def wait_healthy(
-    engine: Any, project: str, *, timeout: float = 180.0, log: Log = _silent
+    engine: Any,
+    project: str,
+    *,
+    timeout: float = 180.0,
+    log: Log = _silent,
+    running_only: Collection[str] = (),
+    may_recover: Collection[str] = (),
 ) -> dict[str, float]:
-    """Seconds until each service of compose ``project`` was ready; raise on failure."""
+    """Seconds until each service of compose ``project`` was ready; raise on failure.
+
+    Services in ``running_only`` count as ready once running, whatever their health
+    (one that cannot be healthy yet, e.g. serving before a model exists). For services
+    in ``may_recover``, ``unhealthy`` is not final: the next passing probe makes them
+    healthy again, so the poll goes on until ``timeout``.
+    """
     started = time.monotonic()
     ready_at: dict[str, float] = {}
     last: dict[str, str] = {}
@@ -72,12 +85,13 @@ def wait_healthy(
             if last.get(seen.service) != summary:
                 log(f"{seen.service}: {summary}")
                 last[seen.service] = summary
-            if seen.state in {"exited", "dead"} or seen.health == "unhealthy":
+            unhealthy = seen.health == "unhealthy" and seen.service not in may_recover
+            if seen.state in {"exited", "dead"} or unhealthy:
                 raise ContainerEngineError(
                     f"service {seen.service} is {seen.health or seen.state}: "
                     + _failure_detail(container)
                 )
-            if seen.ready:
+            if seen.ready or (seen.state == "running" and seen.service in running_only):
                 ready_at.setdefault(seen.service, time.monotonic() - started)
             else:
                 ready_at.pop(seen.service, None)

@@ -33,6 +33,8 @@ otherwise.
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import json
 import math
 import os
@@ -121,6 +123,12 @@ class Context:
     def logs_dir(self) -> Path:
         """Where the started processes write their output."""
         return self.root / "logs"
+
+
+def extension() -> Any | None:
+    """The profile's extra verification (``verify_enterprise``) when the project has one."""
+    name = f"{__package__}.verify_enterprise"
+    return importlib.import_module(name) if importlib.util.find_spec(name) else None
 
 
 # ---- processes ---------------------------------------------------------------------------
@@ -253,9 +261,11 @@ def step_mlflow(ctx: Context, client: httpx.Client) -> str:
         "--default-artifact-root", (root / "mlartifacts").as_uri(),
         "-w", "1",
     ]  # fmt: skip
-    service = start(
-        ctx, "mlflow", command, child_env(ctx, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
-    )
+    extra = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    profile = extension()
+    if profile is not None:  # PostgreSQL backend, S3 artifacts, basic auth
+        command, extra = profile.mlflow_command(ctx, port)
+    service = start(ctx, "mlflow", command, child_env(ctx, **extra))
     url = f"http://127.0.0.1:{port}"
     wait_http(client, f"{url}/health", service, timeout=90)
     ctx.values["tracking_uri"] = url
@@ -554,9 +564,13 @@ def run(ctx: Context) -> list[Step]:
     steps: list[Step] = []
     passed: set[str] = set()
     ctx.values["started_ms"] = int(time.time() * 1000)
-    with httpx.Client(timeout=60, trust_env=False) as client:
+    api_key = os.environ.get("SERVING_API_KEY")
+    headers = {"X-API-Key": api_key} if api_key else {}
+    profile = extension()
+    plan = PLAN if profile is None else profile.extend_plan(PLAN)
+    with httpx.Client(timeout=60, trust_env=False, headers=headers) as client:
         try:
-            for name, function, needs, log_name in PLAN:
+            for name, function, needs, log_name in plan:
                 begun = time.perf_counter()
                 blocked = [need for need in needs if need not in passed]
                 if blocked:

@@ -14,6 +14,17 @@ Endpoints
                   model is not loaded or the feature store is unreachable.
 ``GET /metrics``  Prometheus exposition (see :mod:`.metrics`).
 
+Limits: a body over ``SERVING_MAX_BODY_BYTES`` (default 4 MiB) gets 413 before it is
+read; a request still unanswered after ``SERVING_REQUEST_TIMEOUT`` seconds (default 10)
+gets 504.
+
+Speed: the ``/predict`` body is parsed and validated in one pass by pydantic-core
+(``model_validate_json``), rows become one float64 array without a per-row Python loop
+(sklearn models fitted on FEATURE_COLUMNS skip the DataFrame, ~0.5 ms per call), and
+responses are rendered by orjson. Batches whose measured model time fits
+``SERVING_INLINE_MS`` (default 2 ms; measured at warm-up) are scored on the event loop;
+bigger ones, and every feature-store lookup, run in a worker thread.
+
 The model is loaded once, at startup, by a background thread started from the
 lifespan handler: ``/health`` answers at once, ``/ready`` turns 200 when loading and the
 warm-up prediction succeeded. A failed load (no ``champion`` yet, registry down) is
@@ -22,6 +33,7 @@ retried every ``MODEL_LOAD_RETRY_SECONDS`` until it works.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import operator
 import os
@@ -35,12 +47,16 @@ from typing import Any
 import numpy as np
 import orjson
 import pandas as pd
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import MODEL_ALIAS, Settings, load_settings
-from ..schema import FEATURE_DTYPES
+from ..schema import FEATURE_COLUMNS, FEATURE_DTYPES
+from .auth import require_api_key
 from .metrics import MetricsMiddleware, ServingMetrics
 from .model import (
     FeastFeatureLookup,
@@ -49,22 +65,29 @@ from .model import (
     ModelLoader,
     WarmableLookup,
     align_features,
+    inline_row_limit,
     mlflow_model_loader,
     to_model_frame,
-    warmup_frame,
+    warmup_input,
 )
+from .sagemaker import create_sagemaker_router
 from .schemas import (
+    MAX_BATCH_ROWS,
     HealthResponse,
     PredictRequest,
     PredictResponse,
     ReadyResponse,
 )
+from .v2 import create_v2_router
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLD = 0.5
 MAX_REPORTED_ERRORS = 20
 UNKNOWN_CUSTOMER = "unknown customer_id"
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+DEFAULT_REQUEST_TIMEOUT = 10.0
+DEFAULT_INLINE_MS = 2.0
 
 
 class OrjsonResponse(Response):
@@ -85,12 +108,19 @@ class ServingState:
     model_error: str | None = None
     feature_store: str = "loading"
     feature_store_error: str | None = None
+    inline_rows: int = 0
+    """Batches up to this many rows are scored on the event loop (measured at warm-up)."""
     stop: threading.Event = field(default_factory=threading.Event)
 
 
 def _env_float(name: str, default: float) -> float:
     raw = os.environ.get(name)
     return float(raw) if raw else default
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw else default
 
 
 def _configured_model_name(settings: Settings) -> str | None:
@@ -120,6 +150,22 @@ def rows_to_frame(rows: list[dict[str, int | float]]) -> pd.DataFrame:
     )
 
 
+_ROW_VALUES = operator.itemgetter(*FEATURE_COLUMNS)
+
+
+def rows_to_array(rows: list[dict[str, int | float]]) -> np.ndarray:
+    """Turn validated feature rows into one ``(n, n_features)`` float64 array.
+
+    Columns come in FEATURE_COLUMNS order; ``np.fromiter`` with a row dtype fills the
+    array from C, with no Python loop per row (ints up to 2**53 convert exactly, as in
+    sklearn's own DataFrame conversion).
+    """
+    if len(FEATURE_COLUMNS) == 1:
+        return np.fromiter(map(_ROW_VALUES, rows), dtype=np.float64, count=len(rows))[:, None]
+    row_type = np.dtype((np.float64, (len(FEATURE_COLUMNS),)))
+    return np.fromiter(map(_ROW_VALUES, rows), dtype=row_type, count=len(rows))
+
+
 def _labelled(probabilities: np.ndarray, threshold: float) -> list[dict[str, Any]]:
     labels = (probabilities >= threshold).tolist()
     return [
@@ -138,14 +184,19 @@ def _validation_message(errors: list[dict[str, Any]]) -> str:
 
 
 def _load_model(
-    state: ServingState, loader: ModelLoader, metrics: ServingMetrics, retry_seconds: float
+    state: ServingState,
+    loader: ModelLoader,
+    metrics: ServingMetrics,
+    retry_seconds: float,
+    inline_budget: float = DEFAULT_INLINE_MS / 1000,
 ) -> None:
     attempt = 0
     while not state.stop.is_set():
         attempt += 1
         try:
             model = loader()
-            model.predict(warmup_frame())
+            model.predict(warmup_input(model))
+            inline_rows = inline_row_limit(model, inline_budget, MAX_BATCH_ROWS)
         except Exception as exc:  # any failure: report it on /ready and try again
             state.model_error = f"{type(exc).__name__}: {exc}"
             logger.warning(
@@ -156,9 +207,15 @@ def _load_model(
             )
             state.stop.wait(retry_seconds)
             continue
+        state.inline_rows = _env_int("SERVING_INLINE_ROWS", inline_rows)
         state.model, state.model_error = model, None
         metrics.set_model(model)
-        logger.info("model %s version %s loaded and warmed up", model.name, model.version)
+        logger.info(
+            "model %s version %s loaded and warmed up (batches up to %d rows scored inline)",
+            model.name,
+            model.version,
+            state.inline_rows,
+        )
         return
 
 
@@ -177,6 +234,69 @@ def _open_feature_store(state: ServingState, lookup: FeatureLookup) -> None:
     logger.info("feature store opened")
 
 
+class RequestTimeoutMiddleware:
+    """Answer 504 when the app has not started its response within ``seconds``.
+
+    Work running on the event loop cannot be interrupted; that is why slow model calls
+    and feature lookups run in a worker thread (the thread finishes, its result is dropped).
+    """
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the request under a deadline; send 504 if nothing was sent by then."""
+        if scope["type"] != "http" or self.seconds <= 0:
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_marking_start(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            async with asyncio.timeout(self.seconds):
+                await self.app(scope, receive, send_marking_start)
+        except TimeoutError:
+            if started:
+                raise
+            body = orjson.dumps({"detail": f"request timed out after {self.seconds:g} s"})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 504,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+
+
+def _document_request_model(app: FastAPI) -> None:
+    """Put PredictRequest (validated from the raw body, for speed) into the OpenAPI schema."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            request_schema = PredictRequest.model_json_schema(
+                ref_template="#/components/schemas/{model}"
+            )
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(request_schema.pop("$defs", {}))
+            components["PredictRequest"] = request_schema
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(
     model_loader: ModelLoader | None = None,
     feature_lookup: FeatureLookup | None = None,
@@ -185,6 +305,9 @@ def create_app(
     monitor_report: Path | None = None,
     threshold: float | None = None,
     retry_seconds: float | None = None,
+    max_body_bytes: int | None = None,
+    request_timeout: float | None = None,
+    inline_ms: float | None = None,
 ) -> FastAPI:
     """Build the API.
 
@@ -192,6 +315,10 @@ def create_app(
     ``settings.model_name``; ``feature_lookup`` to the project's Feast online store.
     ``monitor_report`` (default ``reports/monitor.json``) feeds the drift gauges;
     ``threshold`` (default ``CHURN_THRESHOLD`` or 0.5) turns probabilities into labels.
+    ``max_body_bytes`` (``SERVING_MAX_BODY_BYTES``, 4 MiB) is the largest request body
+    (413 above); ``request_timeout`` (``SERVING_REQUEST_TIMEOUT``, 10 s; 0 disables) the
+    deadline for an answer (504 after); ``inline_ms`` (``SERVING_INLINE_MS``, 2 ms) the
+    model time up to which a batch is scored on the event loop rather than in a thread.
     """
     if settings is None:
         settings = load_settings()
@@ -203,6 +330,19 @@ def create_app(
     retry = (
         retry_seconds if retry_seconds is not None else _env_float("MODEL_LOAD_RETRY_SECONDS", 10.0)
     )
+    body_limit = (
+        max_body_bytes
+        if max_body_bytes is not None
+        else _env_int("SERVING_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)
+    )
+    timeout = (
+        request_timeout
+        if request_timeout is not None
+        else _env_float("SERVING_REQUEST_TIMEOUT", DEFAULT_REQUEST_TIMEOUT)
+    )
+    inline_budget = (
+        inline_ms if inline_ms is not None else _env_float("SERVING_INLINE_MS", DEFAULT_INLINE_MS)
+    ) / 1000.0
     metrics = ServingMetrics(monitor_report or settings.paths.monitor_report)
     state = ServingState()
 
@@ -212,7 +352,7 @@ def create_app(
         threads = [
             threading.Thread(
                 target=_load_model,
-                args=(state, loader, metrics, retry),
+                args=(state, loader, metrics, retry, inline_budget),
                 name="model-loader",
                 daemon=True,
             ),
@@ -236,20 +376,41 @@ def create_app(
         version="1",
         lifespan=lifespan,
         default_response_class=OrjsonResponse,
+        max_body_size=body_limit,
     )
+    app.add_middleware(RequestTimeoutMiddleware, seconds=timeout)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.state.serving = state
     app.state.metrics = metrics
+    app.include_router(
+        create_v2_router(
+            lambda: state.model,
+            FEATURE_DTYPES,
+            threshold=cutoff,
+            observe=metrics.observe_predictions,
+        )
+    )
+    # SageMaker's container contract: GET /ping, POST /invocations (see .sagemaker).
+    app.include_router(
+        create_sagemaker_router(
+            lambda: state.model,
+            FEATURE_DTYPES,
+            threshold=cutoff,
+            observe=metrics.observe_predictions,
+        )
+    )
 
-    @app.exception_handler(RequestValidationError)
-    async def validation_failed(_: Request, exc: RequestValidationError) -> Response:
-        errors = list(exc.errors())
+    def invalid(errors: list[Any]) -> Response:
         detail = [
             {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
             for e in errors[:MAX_REPORTED_ERRORS]
         ]
         body = {"message": _validation_message(errors), "n_errors": len(errors), "detail": detail}
         return OrjsonResponse(body, status_code=422)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_failed(_: Request, exc: RequestValidationError) -> Response:
+        return invalid(list(exc.errors()))
 
     @app.get("/health", response_model=HealthResponse, tags=["probes"])
     async def health() -> Response:
@@ -278,20 +439,44 @@ def create_app(
     @app.post(
         "/predict",
         response_model=PredictResponse,
-        responses={422: {"description": "Invalid input"}, 503: {"description": "Not ready"}},
+        responses={
+            413: {"description": "Body larger than SERVING_MAX_BODY_BYTES"},
+            422: {"description": "Invalid input"},
+            503: {"description": "Not ready"},
+            504: {"description": "No answer within SERVING_REQUEST_TIMEOUT"},
+        },
+        dependencies=[Depends(require_api_key)],
         tags=["predict"],
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}
+                },
+            }
+        },
     )
-    def predict(request: PredictRequest) -> Response:
+    async def predict(http_request: Request) -> Response:
         """Score ``rows`` directly, or ``customer_ids`` with features from the online store."""
         model = state.model
         if model is None:
             raise HTTPException(503, f"model not loaded yet: {state.model_error or 'loading'}")
+        try:
+            request = PredictRequest.model_validate_json(await http_request.body())
+        except ValidationError as exc:
+            return invalid(exc.errors(include_input=False, include_url=False))
         if request.rows is not None:
-            probabilities = model.predict(rows_to_frame(request.rows))
+            rows = request.rows
+            features = rows_to_array(rows) if model.array_input else rows_to_frame(rows)
+            if len(rows) <= state.inline_rows:
+                probabilities = model.predict(features)
+            else:
+                probabilities = await run_in_threadpool(model.predict, features)
             metrics.observe_predictions(probabilities, "rows")
             predictions = _labelled(probabilities, cutoff)
         else:
-            predictions = _predict_ids(model, request.customer_ids or [])
+            ids = request.customer_ids or []
+            predictions = await run_in_threadpool(_predict_ids, model, ids)
         body = {
             "model_name": model.name,
             "model_version": model.version,
@@ -329,6 +514,8 @@ def create_app(
                     }
                 )
         return predictions
+
+    _document_request_model(app)
 
     @app.get("/metrics", tags=["probes"], response_class=Response)
     def prometheus_metrics() -> Response:
