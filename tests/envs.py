@@ -39,11 +39,13 @@ def _dependencies(project: Path) -> list[str]:
     return sorted(deps)
 
 
-def project_env(project: Path) -> Path:
-    """Return a venv holding ``project``'s pinned dependencies (not the project itself)."""
-    deps = _dependencies(project)
-    key = hashlib.sha256("\n".join(deps).encode()).hexdigest()[:16]
-    venv = ENVS_DIR / key
+def cached_env(name: str, install_args: list[str], *, compile_bytecode: bool = True) -> Path:
+    """Return the venv ``ENVS_DIR/name`` holding ``install_args``, building it once.
+
+    ``name`` must change whenever ``install_args`` do (callers key it by a content hash);
+    a marker file written last makes a half-built environment be rebuilt, not reused.
+    """
+    venv = ENVS_DIR / name
     marker = venv / ".complete"
     if marker.is_file():
         return venv
@@ -51,7 +53,25 @@ def project_env(project: Path) -> Path:
     ENVS_DIR.mkdir(parents=True, exist_ok=True)
     subprocess.run([uv(), "venv", "--quiet", "--python", "3.11", str(venv)], check=True,
                    env=uv_env())
-    subprocess.run([uv(), "pip", "install", "--quiet", "--compile-bytecode", "--python",
-                    str(venv / "bin" / "python"), *deps], check=True, env=uv_env())
-    marker.write_text("\n".join(deps), encoding="utf-8")
+    compile_flag = ["--compile-bytecode"] if compile_bytecode else []
+    subprocess.run([uv(), "pip", "install", "--quiet", *compile_flag, "--python",
+                    str(venv / "bin" / "python"), *install_args], check=True, env=uv_env())
+    marker.write_text("\n".join(install_args), encoding="utf-8")
     return venv
+
+
+def content_key(text: str) -> str:
+    """Short content hash used to name cached environments."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def requirements_env(requirements: Path, prefix: str = "req") -> Path:
+    """A cached venv holding exactly the requirements file's content."""
+    text = requirements.read_text(encoding="utf-8")
+    return cached_env(f"{prefix}-{content_key(text)}", ["-r", str(requirements)])
+
+
+def project_env(project: Path) -> Path:
+    """Return a venv holding ``project``'s pinned dependencies (not the project itself)."""
+    deps = _dependencies(project)
+    return cached_env(content_key("\n".join(deps)), deps)

@@ -25,7 +25,7 @@ import yaml
 
 from mlops_scaffold.project import create_project
 from mlops_scaffold.stacks import load_stack
-from tests.envs import ENVS_DIR, uv, uv_env
+from tests.envs import cached_env, content_key, uv_env
 
 pytestmark = pytest.mark.slow
 
@@ -120,17 +120,9 @@ def test_setup_dev_services_verify_on_real_services(
 
 
 def airflow_env() -> Path:
-    venv = ENVS_DIR / "airflow-3.3.2"
-    if (venv / ".complete").is_file():
-        return venv
-    shutil.rmtree(venv, ignore_errors=True)
-    ENVS_DIR.mkdir(parents=True, exist_ok=True)
-    subprocess.run([uv(), "venv", "--quiet", "--python", "3.11", str(venv)], check=True,
-                   env=uv_env())
-    subprocess.run([uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
-                    *AIRFLOW_PINS], check=True, env=uv_env())
-    (venv / ".complete").write_text("\n".join(AIRFLOW_PINS))
-    return venv
+    """Airflow in its own environment: its pins clash with the ML tools' (fastapi)."""
+    return cached_env("airflow-" + content_key("\n".join(AIRFLOW_PINS)), list(AIRFLOW_PINS),
+                      compile_bytecode=False)
 
 
 def test_airflow_dag_imports_in_airflow(project: Path, tmp_path: Path) -> None:

@@ -3,7 +3,6 @@ and the generated project's own verify runs the data chain against a local moto_
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -15,26 +14,14 @@ import pytest
 
 from mlops_scaffold.project import create_project
 from mlops_scaffold.stacks import load_stack
-from tests.envs import ENVS_DIR, uv, uv_env
+from tests.envs import requirements_env
 
 JSII_ENV = {"JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
 
 
 def infra_env(requirements: Path) -> Path:
     """A cached venv with infra/requirements.txt (aws-cdk-lib, cfn-lint, checkov)."""
-    key = hashlib.sha256(requirements.read_bytes()).hexdigest()[:16]
-    venv = ENVS_DIR / f"infra-{key}"
-    if (venv / ".complete").is_file():
-        return venv
-    shutil.rmtree(venv, ignore_errors=True)
-    ENVS_DIR.mkdir(parents=True, exist_ok=True)
-    subprocess.run([uv(), "venv", "--quiet", "--python", "3.11", str(venv)], check=True,
-                   env=uv_env())
-    subprocess.run([uv(), "pip", "install", "--quiet", "--compile-bytecode", "--python",
-                    str(venv / "bin" / "python"), "-r", str(requirements)], check=True,
-                   env=uv_env())
-    (venv / ".complete").write_text(requirements.read_text(encoding="utf-8"), encoding="utf-8")
-    return venv
+    return requirements_env(requirements, prefix="infra")
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,6 @@ validator is also shown to fail on a deliberately broken manifest.
 
 from __future__ import annotations
 
-import hashlib
-import shutil
 import subprocess
 import textwrap
 from pathlib import Path
@@ -19,26 +17,9 @@ import yaml
 
 from mlops_scaffold.project import create_project
 from mlops_scaffold.stacks import load_stack
-from tests.envs import ENVS_DIR, uv, uv_env
+from tests.envs import requirements_env
 
 SERVING = ("kserve", "seldon", "fastapi-deployment")
-
-
-def requirements_env(requirements: Path) -> Path:
-    """A cached venv holding exactly ``requirements`` (keyed by their content)."""
-    text = requirements.read_text(encoding="utf-8")
-    venv = ENVS_DIR / ("req-" + hashlib.sha256(text.encode()).hexdigest()[:16])
-    if (venv / ".complete").is_file():
-        return venv
-    shutil.rmtree(venv, ignore_errors=True)
-    ENVS_DIR.mkdir(parents=True, exist_ok=True)
-    subprocess.run([uv(), "venv", "--quiet", "--python", "3.11", str(venv)], check=True,
-                   env=uv_env())
-    subprocess.run([uv(), "pip", "install", "--quiet", "--compile-bytecode", "--python",
-                    str(venv / "bin" / "python"), "-r", str(requirements)], check=True,
-                   env=uv_env())
-    (venv / ".complete").write_text(text, encoding="utf-8")
-    return venv
 
 
 @pytest.fixture(scope="module")
