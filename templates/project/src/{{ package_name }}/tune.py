@@ -9,6 +9,7 @@ to ``models/best_params.json``, which `train` reads.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -92,10 +93,15 @@ def tune(settings: Settings, frame: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def run(settings: Settings, frame: pd.DataFrame | None = None) -> dict[str, Any]:
-    """The whole stage: join features, tune, write ``models/best_params.json``."""
+def run(
+    settings: Settings,
+    frame: pd.DataFrame | None = None,
+    tuner: Callable[[Settings, pd.DataFrame], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The whole stage: join features, tune (Optuna unless ``tuner`` is given), write
+    ``models/best_params.json``."""
     frame = load_training_frame(settings) if frame is None else frame
-    result = tune(settings, frame)
+    result = (tuner or tune)(settings, frame)
     settings.paths.best_params.parent.mkdir(parents=True, exist_ok=True)
     settings.paths.best_params.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return result

@@ -9,15 +9,15 @@ best parameters go to ``models/best_params.json``, which `train` reads. The budg
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
 import pandas as pd
 
 from .config import EXPERIMENT_NAME, Settings, load_settings
-from .train import load_training_frame, split_holdout
+from .train import split_holdout
 from .tune import cv_score
+from .tune import run as run_stage
 
 
 def _trainable(
@@ -103,12 +103,8 @@ def tune(settings: Settings, frame: pd.DataFrame) -> dict[str, Any]:
 
 
 def run(settings: Settings, frame: pd.DataFrame | None = None) -> dict[str, Any]:
-    """The whole stage: join features, tune, write ``models/best_params.json``."""
-    frame = load_training_frame(settings) if frame is None else frame
-    result = tune(settings, frame)
-    settings.paths.best_params.parent.mkdir(parents=True, exist_ok=True)
-    settings.paths.best_params.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    return result
+    """The whole stage with Ray Tune: join features, tune, write ``models/best_params.json``."""
+    return run_stage(settings, frame, tuner=tune)
 
 
 def main() -> None:
