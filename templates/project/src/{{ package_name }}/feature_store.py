@@ -7,6 +7,8 @@ Used by the pipeline stages (``features``, ``tune``, ``train``) and by the servi
 from __future__ import annotations
 
 import importlib.util
+import os
+import re
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -22,11 +24,35 @@ if TYPE_CHECKING:
     from feast import FeatureStore
 
 
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def missing_variables(config_text: str) -> list[str]:
+    """``${VAR}`` names of a feature_store.yaml (comments aside) unset in the environment.
+
+    Feast expands them with ``os.path.expandvars``, which leaves unset ones as they are:
+    the store would then look for a bucket or database literally named ``${VAR}``.
+    """
+    names = []
+    for line in config_text.splitlines():
+        for name in _ENV_REFERENCE.findall(line.split("#", 1)[0]):
+            if not os.environ.get(name) and name not in names:
+                names.append(name)
+    return names
+
+
 def open_store(settings: Settings | None = None) -> FeatureStore:
     """Open the Feast store of the project's ``feature_repo`` (paths resolve against it)."""
     from feast import FeatureStore
 
     settings = settings or load_settings()
+    config = settings.paths.feature_repo / "feature_store.yaml"
+    missing = missing_variables(config.read_text(encoding="utf-8")) if config.is_file() else []
+    if missing:
+        raise RuntimeError(
+            f"{config} needs {', '.join(missing)} in the environment: set it in .env "
+            "(see .env.example)"
+        )
     return FeatureStore(repo_path=str(settings.paths.feature_repo))
 
 
@@ -63,11 +89,49 @@ def load_definitions(repo: Path) -> list[Any]:
     return found
 
 
-def apply_definitions(store: FeatureStore) -> list[str]:
-    """Register the feature repo's definitions (``feast apply``); return their names."""
+def upload_remote_sources(objects: list[Any], feature_table: Path) -> list[str]:
+    """Copy ``feature_table`` to every file source whose path is an ``s3://`` URI.
+
+    Uses the filesystem Feast itself builds for the source (pyarrow's S3 client with the
+    source's ``s3_endpoint_override``), so the upload lands where Feast reads. Returns
+    the URIs written; [] when every source is a local file.
+    """
+    from feast import FileSource
+    from pyarrow import fs
+
+    uploaded = []
+    for source in objects:
+        if not isinstance(source, FileSource) or not source.path.startswith("s3://"):
+            continue
+        filesystem, path = FileSource.create_filesystem_and_path(
+            source.path, source.file_options.s3_endpoint_override
+        )
+        fs.copy_files(str(feature_table), path, destination_filesystem=filesystem)
+        uploaded.append(source.path)
+    return uploaded
+
+
+def apply_definitions(store: FeatureStore, feature_table: Path | None = None) -> list[str]:
+    """Register the feature repo's definitions (``feast apply``); return their names.
+
+    With ``feature_table``, remote (``s3://``) file sources get a copy of it first, so
+    the registry never points at a table that is not there.
+    """
     objects = load_definitions(Path(store.repo_path))
+    if feature_table is not None:
+        upload_remote_sources(objects, feature_table)
     store.apply(objects)
     return [str(obj.name) for obj in objects]
+
+
+def offline_source_uri(store: FeatureStore, feature_view: str) -> str:
+    """Where the registered ``feature_view`` reads its offline rows (path of its source)."""
+    from feast import FileSource
+
+    source = store.get_feature_view(feature_view).batch_source
+    if not isinstance(source, FileSource):
+        raise TypeError(f"{feature_view}'s offline source is a {type(source).__name__}")
+    return str(source.path)
 
 
 def materialize(store: FeatureStore, start: datetime, end: datetime) -> None:

@@ -1,7 +1,8 @@
 """Stage `features`: build the feature table and labels, then apply and materialize Feast.
 
 The feature table (every snapshot: history and current batch) is the offline source of
-the ``customer_features`` view; the labels file is the entity dataframe training joins
+the ``customer_features`` view (copied to S3 first when the view's source is an ``s3://``
+URI, as in the aws profile); the labels file is the entity dataframe training joins
 onto it point-in-time. The whole time range is materialized to the online store, so the
 serving app reads each customer's newest snapshot.
 """
@@ -17,7 +18,7 @@ import pandas as pd
 
 from .config import Settings, load_settings
 from .data import feature_frame
-from .schema import ENTITY_COLUMN, LABEL_COLUMN, TIMESTAMP_COLUMN
+from .schema import ENTITY_COLUMN, FEATURE_VIEW, LABEL_COLUMN, TIMESTAMP_COLUMN
 
 
 def build_tables(history: pd.DataFrame, current: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -46,16 +47,17 @@ def write_tables(settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def publish(settings: Settings, table: pd.DataFrame) -> dict[str, Any]:
     """``feast apply`` the feature repo, then materialize the table's whole time range."""
-    from .feature_store import apply_definitions, materialize, open_store
+    from .feature_store import apply_definitions, materialize, offline_source_uri, open_store
 
     (settings.paths.feature_repo / "data").mkdir(parents=True, exist_ok=True)
     store = open_store(settings)
-    applied = apply_definitions(store)
+    applied = apply_definitions(store, settings.paths.feature_table)
+    source = offline_source_uri(store, FEATURE_VIEW)
     start = table[TIMESTAMP_COLUMN].min().to_pydatetime() - timedelta(seconds=1)
     end = table[TIMESTAMP_COLUMN].max().to_pydatetime() + timedelta(seconds=1)
     with contextlib.redirect_stdout(io.StringIO()):  # Feast's own progress chatter
         materialize(store, start, end)
-    return {"applied": applied, "start": start, "end": end}
+    return {"applied": applied, "source": source, "start": start, "end": end}
 
 
 def main() -> None:
@@ -66,7 +68,8 @@ def main() -> None:
     print(
         f"features: {len(table)} feature rows, {len(labels)} labels; applied "
         f"{', '.join(published['applied'])}; materialized {published['start']:%Y-%m-%d} "
-        f"to {published['end']:%Y-%m-%d} ({table[ENTITY_COLUMN].nunique()} customers online)"
+        f"to {published['end']:%Y-%m-%d} ({table[ENTITY_COLUMN].nunique()} customers online) "
+        f"from {published['source']}"
     )
 
 

@@ -8,12 +8,16 @@ metrics, drift) plus the AWS data paths, against ``AWS_ENDPOINT_URL``:
 2. ``mlflow server``   artifacts in ``s3://S3_ARTIFACT_BUCKET/artifacts``
                        (``MLFLOW_S3_ENDPOINT_URL``); the pipeline logs straight to S3;
 3. ``model on s3``     the champion's artifacts are objects in that bucket;
-4. ``dynamodb``        Feast materialized into the DynamoDB online store table; the
+4. ``feast on s3``     the registry (``s3://S3_DATA_BUCKET/feast/registry.pb``) names the
+                       S3 copy of the feature table as the view's offline source, and that
+                       object equals the DVC-versioned parquet: the point-in-time joins of
+                       `train` and `materialize` of `features` read it from S3;
+5. ``dynamodb``        Feast materialized into the DynamoDB online store table; the
                        ``predict ids`` step reads it back through the serving app;
-5. ``sagemaker``       ``GET /ping`` and ``POST /invocations`` with JSON and CSV rows give
+6. ``sagemaker``       ``GET /ping`` and ``POST /invocations`` with JSON and CSV rows give
                        the by-id probabilities;
-6. ``reports to s3``   the Evidently reports are uploaded and listed back;
-7. ``dvc push/pull``   outputs pushed to ``s3://S3_DATA_BUCKET/dvc``; one output's cache
+7. ``reports to s3``   the Evidently reports are uploaded and listed back;
+8. ``dvc push/pull``   outputs pushed to ``s3://S3_DATA_BUCKET/dvc``; one output's cache
                        entry and file are deleted and pulled back, byte-identical.
 
 A non-loopback ``AWS_ENDPOINT_URL`` (or none with ``--real-aws``) is refused unless
@@ -38,7 +42,7 @@ import yaml
 
 from . import aws, verify
 from .config import MODEL_ALIAS, load_settings
-from .schema import ENTITY_COLUMN, FEATURE_COLUMNS
+from .schema import ENTITY_COLUMN, FEATURE_COLUMNS, FEATURE_VIEW
 from .verify import Context, Service, StepFailed
 
 FEATURE_TABLE_SUFFIX = "customer_features"
@@ -65,6 +69,8 @@ def step_endpoint(ctx: Context, client: httpx.Client) -> str:
         aws.use_local_credentials()
     if url is not None:
         os.environ["MLFLOW_S3_ENDPOINT_URL"] = url
+    for variable, bucket in aws.bucket_variables().items():
+        os.environ.setdefault(variable, bucket)  # feature_store.yaml expands S3_DATA_BUCKET
     os.environ.setdefault("MLFLOW_ARTIFACT_LOCATION", f"{aws.artifact_root()}/churn")
     done = aws.create_buckets()
     return f"{started}{url or 'real AWS'} ({aws.region()}): {'; '.join(done)}"
@@ -104,6 +110,25 @@ def step_model_on_s3(ctx: Context, client: httpx.Client) -> str:
     if not models:
         raise StepFailed(f"no MLmodel object in s3://{bucket} ({len(keys)} objects)")
     return f"{len(keys)} objects in s3://{bucket}, {len(models)} MLmodel file(s)"
+
+
+def step_feast_s3(ctx: Context, client: httpx.Client) -> str:
+    """Registry on S3; the view's offline source is the S3 copy of the feature table."""
+    from .feature_store import offline_source_uri, open_store
+
+    bucket = aws.buckets()["data"]
+    keys = set(aws.list_keys(bucket, "feast/"))
+    if "feast/registry.pb" not in keys:
+        raise StepFailed(f"no Feast registry at s3://{bucket}/feast/registry.pb ({sorted(keys)})")
+    source = offline_source_uri(open_store(ctx.settings), FEATURE_VIEW)
+    if not source.startswith(f"s3://{bucket}/"):
+        raise StepFailed(f"the registered offline source is {source}, not in s3://{bucket}")
+    key = source.split("/", 3)[3]
+    remote = aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    local = ctx.settings.paths.feature_table
+    if hashlib.md5(remote, usedforsecurity=False).hexdigest() != _md5(local):
+        raise StepFailed(f"{source} differs from {local.relative_to(ctx.root)}")
+    return f"registry s3://{bucket}/feast/registry.pb; offline source {source} = DVC parquet"
 
 
 def step_dynamodb(ctx: Context, client: httpx.Client) -> str:
@@ -202,7 +227,8 @@ PLAN: tuple[tuple[str, verify.StepFn, tuple[str, ...], str], ...] = (
     ("dvc repro", verify.step_repro, ("mlflow server",), "dvc-repro"),
     ("champion", verify.step_champion, ("dvc repro",), "mlflow"),
     ("model on s3", step_model_on_s3, ("champion",), "mlflow"),
-    ("dynamodb", step_dynamodb, ("dvc repro",), "moto"),
+    ("feast on s3", step_feast_s3, ("dvc repro",), "moto"),
+    ("dynamodb", step_dynamodb, ("feast on s3",), "moto"),
     ("serving ready", verify.step_serving, ("champion", "dynamodb"), "serving"),
     ("predict ids", verify.step_predict_ids, ("serving ready",), "serving"),
     ("predict rows", verify.step_predict_rows, ("predict ids",), "serving"),
