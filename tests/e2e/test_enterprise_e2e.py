@@ -32,7 +32,6 @@ pytestmark = pytest.mark.slow
 POSTGRES = os.environ.get("ENTERPRISE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS = os.environ.get("ENTERPRISE_TEST_REDIS", "127.0.0.1:6379")
 REDIS_DB = int(os.environ.get("ENTERPRISE_TEST_REDIS_DB", "13"))
-AIRFLOW_PINS = ("apache-airflow==3.3.2", "apache-airflow-providers-standard")
 
 
 def free_port() -> int:
@@ -119,14 +118,21 @@ def test_setup_dev_services_verify_on_real_services(
         assert "up" in steps["prometheus"]["detail"]
 
 
-def airflow_env() -> Path:
+def airflow_pins(project: Path) -> list[str]:
+    """The project's Airflow pins: what its Airflow image installs."""
+    text = (project / "docker" / "airflow-requirements.txt").read_text(encoding="utf-8")
+    return [line.strip() for line in text.splitlines()
+            if line.strip() and not line.lstrip().startswith("#")]
+
+
+def airflow_env(project: Path) -> Path:
     """Airflow in its own environment: its pins clash with the ML tools' (fastapi)."""
-    return cached_env("airflow-" + content_key("\n".join(AIRFLOW_PINS)), list(AIRFLOW_PINS),
-                      compile_bytecode=False)
+    pins = airflow_pins(project)
+    return cached_env("airflow-" + content_key("\n".join(pins)), pins, compile_bytecode=False)
 
 
 def test_airflow_dag_imports_in_airflow(project: Path, tmp_path: Path) -> None:
-    venv = airflow_env()
+    venv = airflow_env(project)
     code = (
         "import json; from airflow.dag_processing.dagbag import DagBag\n"
         "bag = DagBag('dags', safe_mode=False)\n"

@@ -90,14 +90,214 @@ def test_compose_file_is_valid_and_loopback_only(rendered: dict[str, Path], vari
         assert result.returncode == 0, result.stderr
 
 
-def test_compose_file_matches_compose_spec_schema(rendered: dict[str, Path]) -> None:
+@pytest.mark.parametrize("variant", ["startup", "enterprise"])
+def test_compose_file_matches_compose_spec_schema(rendered: dict[str, Path], variant: str) -> None:
     checker = shutil.which("check-jsonschema", path=str(Path(sys.executable).parent))
     if checker is None:
         pytest.skip("check-jsonschema is not installed (pip install check-jsonschema)")
     result = subprocess.run(
         [checker, "--builtin-schema", "vendor.compose-spec", "docker-compose.yml"],
-        cwd=rendered["startup"], capture_output=True, text=True, check=False)
+        cwd=rendered[variant], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+COMPOSE_VARIABLE = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)")
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_compose_variable_is_in_env_example(rendered: dict[str, Path], variant: str) -> None:
+    project = rendered[variant]
+    used = set(COMPOSE_VARIABLE.findall((project / "docker-compose.yml").read_text()))
+    example = (project / ".env.example").read_text()
+    listed = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]*)=", example, flags=re.MULTILINE))
+    assert used - listed == set()
+
+
+# ---- the enterprise compose stack --------------------------------------------------------
+
+ENTERPRISE_SERVICES = {
+    "postgres", "redis", "minio", "minio-init", "mlflow", "serving", "prometheus", "grafana",
+    "airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
+}
+ONE_SHOTS = {"minio-init", "airflow-init"}
+PUBLISHED = {"mlflow": 5000, "serving": 8000, "prometheus": 9090, "grafana": 3000,
+             "airflow-apiserver": 8080}
+PIN = re.compile(r"([A-Za-z0-9_.-]+(?:\[[a-z0-9,]+\])?)==([0-9][^\s\"',]*)")
+
+
+def pins(text: str) -> dict[str, str]:
+    """``name -> version`` of every ``name==version`` in ``text`` (extras dropped)."""
+    return {name.split("[")[0].lower(): version for name, version in PIN.findall(text)}
+
+
+@pytest.fixture(scope="module")
+def enterprise(rendered: dict[str, Path]) -> tuple[Path, dict]:
+    project = rendered["enterprise"]
+    return project, yaml.safe_load((project / "docker-compose.yml").read_text())
+
+
+def test_enterprise_compose_services_healthchecks_and_order(enterprise: tuple[Path, dict]) -> None:
+    _, compose = enterprise
+    services = compose["services"]
+    assert set(services) == ENTERPRISE_SERVICES
+    for name, service in services.items():
+        if name in ONE_SHOTS:
+            assert service["restart"] == "no", name
+            assert "healthcheck" not in service, name
+        else:
+            test = service["healthcheck"]["test"]
+            assert test[0] in {"CMD", "CMD-SHELL"} and len(test) > 1, name
+    order = {name: {dep: spec["condition"] for dep, spec in (s.get("depends_on") or {}).items()}
+             for name, s in services.items()}
+    for name, deps in order.items():
+        for dep, condition in deps.items():
+            expected = ("service_completed_successfully" if dep in ONE_SHOTS
+                        else "service_healthy")
+            assert condition == expected, f"{name} -> {dep}"
+    assert order["mlflow"] == {"postgres": "service_healthy",
+                               "minio-init": "service_completed_successfully"}
+    assert order["minio-init"] == {"minio": "service_healthy"}
+    assert order["airflow-init"] == {"postgres": "service_healthy"}
+    for name in ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor"):
+        assert order[name]["airflow-init"] == "service_completed_successfully"
+    assert {"mlflow", "redis"} <= set(order["serving"])
+    volumes = set(compose["volumes"])
+    assert {"postgres-data", "redis-data", "minio-data", "grafana-data", "prometheus-data",
+            "airflow-logs"} <= volumes
+    for name, service in services.items():
+        for mount in service.get("volumes", []):
+            source = str(mount).split(":", 1)[0]
+            assert source.startswith(".") or source in volumes, f"{name}: {mount}"
+
+
+def test_enterprise_compose_publishes_user_facing_ports_on_loopback_only(
+    enterprise: tuple[Path, dict],
+) -> None:
+    _, compose = enterprise
+    published = {}
+    for name, service in compose["services"].items():
+        for port in service.get("ports", []):
+            host, _, container = str(port).rpartition(":")
+            assert host.startswith("127.0.0.1:"), f"{name} publishes {port}"
+            published[name] = int(container)
+    assert published == PUBLISHED
+    env = compose["services"]["mlflow"]["environment"]
+    assert "@postgres:5432/mlflow" in env["MLFLOW_BACKEND_STORE_URI"]
+    assert env["MLFLOW_S3_ENDPOINT_URL"] == "http://minio:9000"
+    assert compose["services"]["serving"]["environment"]["MLFLOW_TRACKING_URI"] == (
+        "http://mlflow:5000")
+
+
+def test_enterprise_containers_run_unprivileged(enterprise: tuple[Path, dict]) -> None:
+    project, compose = enterprise
+    services = compose["services"]
+    for name in ("mlflow", "serving"):
+        dockerfile = project / services[name]["build"]["dockerfile"]
+        users = re.findall(r"^USER\s+(\S+)", dockerfile.read_text(), flags=re.MULTILINE)
+        assert users and users[-1].split(":")[0] not in {"root", "0"}, name
+    airflow = project / services["airflow-scheduler"]["build"]["dockerfile"]
+    assert re.findall(r"^USER\s+(\S+)", airflow.read_text(), flags=re.MULTILINE)[-1] == "10001:0"
+    for name in ("postgres", "redis", "minio-init", *(n for n in services if "airflow" in n)):
+        assert str(services[name]["user"]).split(":")[0] not in {"root", "0"}, name
+    # MinIO's image has no unprivileged user: no capabilities, no privilege gain instead.
+    assert services["minio"]["cap_drop"] == ["ALL"]
+    assert "no-new-privileges:true" in services["minio"]["security_opt"]
+
+
+def test_enterprise_mlflow_password_is_a_mounted_secret(enterprise: tuple[Path, dict]) -> None:
+    project, compose = enterprise
+    services = compose["services"]
+    assert compose["secrets"] == {
+        "mlflow_admin_password": {"file": "./secrets/mlflow_admin_password"}}
+    assert services["prometheus"]["secrets"] == ["mlflow_admin_password"]
+    assert services["mlflow"]["secrets"] == ["mlflow_admin_password"]
+    prometheus = yaml.safe_load((project / "monitoring" / "prometheus.yml").read_text())
+    mlflow_job = next(j for j in prometheus["scrape_configs"] if j["job_name"] == "mlflow")
+    assert mlflow_job["basic_auth"] == {
+        "username": "admin", "password_file": "/run/secrets/mlflow_admin_password"}
+    ignored = subprocess.run(["git", "check-ignore", "secrets/mlflow_admin_password", ".env"],
+                             cwd=project, capture_output=True, text=True, check=False)
+    assert ignored.stdout.split() == ["secrets/mlflow_admin_password", ".env"]
+    assert "secrets" in (project / ".dockerignore").read_text().split()
+    # No value of a secret of .env.example is in a committed deployment file (compose,
+    # images, monitoring, CI, DAGs, Feast config). src/ is not checked: services.py keeps
+    # the development defaults of .env.example for `make dev-services` without a .env.
+    example = (project / ".env.example").read_text()
+    secrets = [value for key, value in re.findall(r"^([A-Z_]+)=(\S+)$", example, re.MULTILINE)
+               if re.search(r"PASSWORD|SECRET|API_KEY", key)]
+    assert len(secrets) >= 6
+    checked = 0
+    tracked = subprocess.run(["git", "ls-files"], cwd=project, capture_output=True, text=True,
+                             check=True).stdout.split()
+    for path in tracked:
+        if path == ".env.example" or path.startswith(("src/", "tests/")):
+            continue
+        text = (project / path).read_text(encoding="utf-8", errors="replace")
+        for value in secrets:
+            assert value not in text, f"{path} contains a secret of .env.example"
+        checked += 1
+    assert checked >= 20
+
+
+def test_enterprise_mlflow_image_matches_the_project_pins(enterprise: tuple[Path, dict]) -> None:
+    project, compose = enterprise
+    service = compose["services"]["mlflow"]
+    assert service["build"]["dockerfile"] == "docker/mlflow-enterprise.Dockerfile"
+    dockerfile = (project / "docker" / "mlflow-enterprise.Dockerfile").read_text()
+    image = pins(dockerfile)
+    project_pins = pins((project / "pyproject.toml").read_text())
+    assert {"mlflow", "psycopg2-binary", "boto3", "prometheus-flask-exporter"} <= set(image)
+    assert '"mlflow[auth]==' in dockerfile
+    for name, version in image.items():
+        if name != "uv":
+            assert project_pins.get(name) == version, name
+    entrypoint = (project / "docker" / "mlflow-enterprise-entrypoint.sh").read_text()
+    assert "mlflow-enterprise-entrypoint.sh" in dockerfile
+    for flag in ("--backend-store-uri", "--serve-artifacts", "--artifacts-destination",
+                 "--app-name basic-auth", "--expose-prometheus"):
+        assert flag in entrypoint, flag
+    assert service["environment"]["MLFLOW_ARTIFACTS_DESTINATION"].startswith("s3://")
+    assert service["environment"]["MLFLOW_ADMIN_PASSWORD_FILE"] == (
+        "/run/secrets/mlflow_admin_password")
+    assert not (project / "docker" / "mlflow.Dockerfile").exists()
+
+
+def test_enterprise_airflow_services_use_the_project_airflow_pins(
+    enterprise: tuple[Path, dict], rendered: dict[str, Path],
+) -> None:
+    project, compose = enterprise
+    requirements = (project / "docker" / "airflow-requirements.txt").read_text()
+    lines = [line for line in requirements.splitlines() if line and not line.startswith("#")]
+    assert lines and all(PIN.fullmatch(line) for line in lines), lines
+    airflow_pins = pins(requirements)
+    assert airflow_pins["apache-airflow"].startswith("3.")
+    # Shared packages (the metadata DB driver) at the project's versions.
+    project_pins = pins((project / "pyproject.toml").read_text())
+    for name in set(airflow_pins) & set(project_pins):
+        assert airflow_pins[name] == project_pins[name], name
+    dockerfile = (project / "docker" / "airflow.Dockerfile").read_text()
+    assert "-r /tmp/airflow-requirements.txt" in dockerfile
+    assert "COPY docker/airflow-requirements.txt" in dockerfile
+    assert "apache-airflow" not in dockerfile.replace("airflow-requirements", "")
+    services = {n: s for n, s in compose["services"].items() if n.startswith("airflow-")}
+    assert {s["build"]["dockerfile"] for s in services.values()} == {"docker/airflow.Dockerfile"}
+    assert len({s["image"] for s in services.values()}) == 1
+    commands = {n: s["command"][0] for n, s in services.items()}
+    assert commands == {"airflow-init": "db", "airflow-apiserver": "api-server",
+                        "airflow-scheduler": "scheduler", "airflow-dag-processor": "dag-processor"}
+    for name, service in services.items():
+        env = service["environment"]
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor", name
+        assert "@postgres:5432/airflow" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"], name
+        assert env["AIRFLOW__CORE__DAGS_FOLDER"] == "/app/dags", name
+        assert ".:/app" in service["volumes"], name
+    assert "airflow" in (project / "docker" / "postgres-init.sh").read_text()
+    assert (project / "dags" / "enterprise_pipeline.py").is_file()
+    # Profiles without Airflow get none of its files.
+    startup = rendered["startup"]
+    assert not list((startup / "docker").glob("airflow*"))
+    assert not (startup / "docker" / "mlflow-enterprise.Dockerfile").exists()
+    assert (startup / "docker" / "mlflow.Dockerfile").is_file()
 
 
 @pytest.mark.parametrize("variant", ["startup", "startup-lean", "kubernetes"])
