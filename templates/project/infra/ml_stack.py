@@ -1,6 +1,18 @@
-"""The AWS side of the project, as one CDK stack.
+"""The AWS side of the project, as two CDK stacks deployed in order.
 
-What it creates, and why:
+* ``<project>-base`` (:class:`BaseStack`): everything that must exist before the serving
+  image can be pushed and that outlives any one model: KMS key, buckets, DynamoDB table,
+  ECR repository, SageMaker managed MLflow, model package group and the IAM roles.
+* ``<project>-serving`` (:class:`ServingStack`): the SageMaker model, endpoint config and
+  endpoint running ``<repository>:<image_tag>``, plus the CloudWatch alarms. Its
+  ``image_tag`` is a context value, so a fresh account deploys base -> push the image
+  -> serving (``make deploy``), and a new model image is one serving deploy.
+
+The serving stack reads the base stack's names and ARNs through CloudFormation exports
+(CDK's cross-stack references), so the base stack cannot drop or rename a resource the
+serving stack uses while the serving stack still references it.
+
+What they create, and why:
 
 * **KMS key** (rotating) encrypting the buckets, the DynamoDB table, the ECR repository,
   the SNS alarm topic and the SageMaker endpoint's volumes: one customer-managed key, so
@@ -25,7 +37,9 @@ What it creates, and why:
   ``POST /invocations`` on 8080, started with the ``serve`` argument).
 * **Model package group** mirroring the MLflow ``champion`` in SageMaker's registry.
 * **IAM roles** with least privilege: every statement names its resources (the only
-  ``*`` resource is ``ecr:GetAuthorizationToken``, which AWS does not scope).
+  ``*`` resource is ``ecr:GetAuthorizationToken``, which AWS does not scope). The
+  endpoint's role reads the Feast registry and offline table under ``feast/`` of the data
+  bucket (the container looks customers up by id) and the DynamoDB table.
 * **CloudWatch alarms** on endpoint 5XX/4XX errors and p99 model latency, to an
   encrypted SNS topic.
 """
@@ -70,8 +84,8 @@ def skip_checkov(resource: cdk.CfnResource, check_id: str, comment: str) -> None
     resource.add_metadata("checkov", metadata)
 
 
-class MlPlatformStack(cdk.Stack):
-    """S3 + DynamoDB + ECR + SageMaker (MLflow, endpoint) + alarms for one project."""
+class BaseStack(cdk.Stack):
+    """KMS, S3, DynamoDB, ECR, SageMaker MLflow + model package group, IAM roles."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: StackConfig,
                  **kwargs: object) -> None:
@@ -92,17 +106,16 @@ class MlPlatformStack(cdk.Stack):
         self.table = self._feature_table()
         self.repository = self._repository()
         self.tracking_server = self._tracking_server()
-        self.endpoint = self._endpoint()
+        self.endpoint_role = self._endpoint_role()
         self._model_package_group()
-        self._alarms()
         for name, value in {
             "DataBucketName": self.data_bucket.bucket_name,
             "MlflowBucketName": self.mlflow_bucket.bucket_name,
             "ReportsBucketName": self.reports_bucket.bucket_name,
             "FeatureTableName": self.table.table_name,
+            "RepositoryName": self.repository.repository_name,
             "RepositoryUri": self.repository.repository_uri,
             "TrackingServerArn": self.tracking_server.attr_tracking_server_arn,
-            "EndpointName": self.endpoint.attr_endpoint_name,
         }.items():
             cdk.CfnOutput(self, name, value=value)
 
@@ -192,7 +205,7 @@ class MlPlatformStack(cdk.Stack):
         server.node.add_dependency(role.node.find_child("DefaultPolicy"))
         return server
 
-    # ---- serving ------------------------------------------------------------------------
+    # ---- the endpoint's identity -----------------------------------------------------------
 
     def _endpoint_role(self) -> iam.Role:
         role = iam.Role(
@@ -203,6 +216,8 @@ class MlPlatformStack(cdk.Stack):
         self.repository.grant_pull(role)
         self.table.grant_read_data(role)
         self.mlflow_bucket.grant_read(role)
+        # Feast's registry (by-id lookups resolve the feature view through it).
+        self.data_bucket.grant_read(role, "feast/*")
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="ReadTheMlflowRegistry",
@@ -225,30 +240,56 @@ class MlPlatformStack(cdk.Stack):
         )  # fmt: skip
         return role
 
+    def _model_package_group(self) -> None:
+        sagemaker.CfnModelPackageGroup(
+            self, "ModelPackageGroup",
+            model_package_group_name=f"{self.config.project}-{self.config.model_name}",
+            model_package_group_description=(
+                "Mirror of the MLflow registry's champion versions of "
+                f"{self.config.model_name}"
+            ),
+        )  # fmt: skip
+
+
+class ServingStack(cdk.Stack):
+    """SageMaker model + endpoint config + endpoint on the base stack's image, and alarms."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: StackConfig,
+                 base: BaseStack, **kwargs: object) -> None:
+        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        self.config = config
+        self.base = base
+        self.endpoint = self._endpoint()
+        self._alarms()
+        cdk.CfnOutput(self, "EndpointName", value=self.endpoint.attr_endpoint_name)
+        cdk.CfnOutput(self, "ImageTag", value=config.image_tag)
+
+    # ---- serving ------------------------------------------------------------------------
+
     def _endpoint(self) -> sagemaker.CfnEndpoint:
-        config = self.config
-        role = self._endpoint_role()
+        config, base = self.config, self.base
         model = sagemaker.CfnModel(
             self, "ServingModel",
-            execution_role_arn=role.role_arn,
+            execution_role_arn=base.endpoint_role.role_arn,
             primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
-                image=self.repository.repository_uri_for_tag(config.image_tag),
+                image=base.repository.repository_uri_for_tag(config.image_tag),
                 mode="SingleModel",
                 environment={
-                    "MLFLOW_TRACKING_URI": self.tracking_server.attr_tracking_server_arn,
+                    "MLFLOW_TRACKING_URI": base.tracking_server.attr_tracking_server_arn,
                     "MODEL_NAME": config.model_name,
+                    # feature_store.yaml: registry s3://$S3_DATA_BUCKET/feast/registry.pb
+                    "S3_DATA_BUCKET": base.data_bucket.bucket_name,
                     "AWS_REGION": self.region,
                     "LOG_LEVEL": "info",
                 },
             ),
         )  # fmt: skip
-        model.node.add_dependency(role.node.find_child("DefaultPolicy"))
         skip_checkov(model, "CKV_AWS_370",
                      "the container loads the champion from the MLflow tracking server and "
                      "reads DynamoDB; network isolation would cut both off")
         endpoint_config = sagemaker.CfnEndpointConfig(
             self, "EndpointConfig",
-            kms_key_id=self.key.key_arn,
+            kms_key_id=base.key.key_arn,
             production_variants=[
                 sagemaker.CfnEndpointConfig.ProductionVariantProperty(
                     variant_name=VARIANT,
@@ -267,20 +308,10 @@ class MlPlatformStack(cdk.Stack):
         )  # fmt: skip
         return endpoint
 
-    def _model_package_group(self) -> None:
-        sagemaker.CfnModelPackageGroup(
-            self, "ModelPackageGroup",
-            model_package_group_name=f"{self.config.project}-{self.config.model_name}",
-            model_package_group_description=(
-                "Mirror of the MLflow registry's champion versions of "
-                f"{self.config.model_name}"
-            ),
-        )  # fmt: skip
-
     # ---- alarms -------------------------------------------------------------------------
 
     def _alarms(self) -> None:
-        topic = sns.Topic(self, "AlarmTopic", master_key=self.key,
+        topic = sns.Topic(self, "AlarmTopic", master_key=self.base.key,
                           display_name=f"{self.config.project} endpoint alarms")
         topic.add_to_resource_policy(
             iam.PolicyStatement(
