@@ -83,12 +83,13 @@ def tune(settings: Settings, frame: pd.DataFrame) -> dict[str, Any]:
         best = results.get_best_result()
     finally:
         ray.shutdown()
-    errors = [r for r in results if r.error]
+    errors = [results[i].error for i in range(len(results)) if results[i].error]
     if len(errors) == len(results):
-        raise RuntimeError(f"every Ray Tune trial failed: {errors[0].error}")
-    params = {"max_iter": max_iter, "C": float(best.config["C"]),
-              "class_weight": best.config["class_weight"]}  # fmt: skip
-    score = float(best.metrics["score"])
+        raise RuntimeError(f"every Ray Tune trial failed: {errors[0]}")
+    config, metrics = best.config or {}, best.metrics or {}
+    params = {"max_iter": max_iter, "C": float(config["C"]),
+              "class_weight": config["class_weight"]}  # fmt: skip
+    score = float(metrics["score"])
     return {
         "params": params,
         "metric": metric,

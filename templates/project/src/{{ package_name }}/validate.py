@@ -84,11 +84,13 @@ def validate_frame(frame: pd.DataFrame, name: str, labelled: bool) -> dict[str, 
     for item in result.results:
         if not item.success:
             config = item.expectation_config
-            kwargs = {k: v for k, v in config.kwargs.items() if k != "batch_id"}
+            settings = config.kwargs if config is not None else {}
+            kwargs = {k: v for k, v in settings.items() if k != "batch_id"}
             observed = (item.result or {}).get(
                 "unexpected_count", (item.result or {}).get("observed_value")
             )
-            failed.append({"expectation": config.type, "kwargs": kwargs, "observed": observed})
+            expectation = config.type if config is not None else "unknown"
+            failed.append({"expectation": expectation, "kwargs": kwargs, "observed": observed})
     return {
         "name": name,
         "rows": len(frame),

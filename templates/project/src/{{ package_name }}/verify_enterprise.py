@@ -92,7 +92,8 @@ def step_mlflow_auth(ctx: Context, client: httpx.Client) -> str:
         with connection.cursor() as cursor:
             cursor.execute("SELECT count(*) FROM model_versions WHERE name = %s",
                            (ctx.settings.model_name,))  # fmt: skip
-            versions = int(cursor.fetchone()[0])  # type: ignore[index]
+            row = cursor.fetchone()
+            versions = int(row[0]) if row else 0
     finally:
         connection.close()
     if versions < 1:
