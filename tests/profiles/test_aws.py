@@ -236,6 +236,23 @@ def moto_env(project: Path) -> Path:
 
 
 @pytest.mark.slow
+def test_generated_tests_pass_with_feast_on_moto(project: Path) -> None:
+    """The project's own ruff, and its Feast test (S3 registry + table, DynamoDB) on moto."""
+    venv, moto = project_env(project), moto_env(project)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLFLOW_", "S3_"))}
+    env.update(PYTHONPATH=str(project / "src"), MOTO_SERVER=str(moto / "bin" / "moto_server"),
+               PATH=f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    lint = subprocess.run([str(venv / "bin" / "ruff"), "check", "."], cwd=project,
+                          capture_output=True, text=True, env=env, check=False)
+    assert lint.returncode == 0, lint.stdout
+    tests = subprocess.run([str(venv / "bin" / "python"), "-m", "pytest", "-p",
+                            "no:cacheprovider", "-rA", "tests/test_features.py"], cwd=project,
+                           capture_output=True, text=True, env=env, timeout=900, check=False)
+    assert tests.returncode == 0, tests.stdout[-4000:] + tests.stderr[-2000:]
+    assert "PASSED tests/test_features.py::test_feast_round_trip" in tests.stdout
+
+
+@pytest.mark.slow
 def test_make_verify_against_moto(project: Path) -> None:
     """`make verify`: moto_server started and stopped, every step real.
 
