@@ -28,7 +28,11 @@ bigger ones, and every feature-store lookup, run in a worker thread.
 The model is loaded once, at startup, by a background thread started from the
 lifespan handler: ``/health`` answers at once, ``/ready`` turns 200 when loading and the
 warm-up prediction succeeded. A failed load (no ``champion`` yet, registry down) is
-retried every ``MODEL_LOAD_RETRY_SECONDS`` until it works.
+retried every ``MODEL_LOAD_RETRY_SECONDS`` until it works. MLflow resolves and downloads
+the model in a short-lived subprocess (:mod:`.fetch_model`), so the worker never imports
+it. The Feast store is opened next to the model load (``SERVING_FEATURE_STORE=startup``,
+the default) or by the first ``customer_ids`` request (``lazy``: a rows-only worker never
+imports Feast).
 """
 
 from __future__ import annotations
@@ -88,6 +92,7 @@ UNKNOWN_CUSTOMER = "unknown customer_id"
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 DEFAULT_REQUEST_TIMEOUT = 10.0
 DEFAULT_INLINE_MS = 2.0
+FEATURE_STORE_OPEN_MODES = ("startup", "lazy")
 
 
 class OrjsonResponse(Response):
@@ -107,6 +112,8 @@ class ServingState:
     model: LoadedModel | None = None
     model_error: str | None = None
     feature_store: str = "loading"
+    """``loading`` (being opened), ``ready``, ``unavailable``, or ``lazy`` (opened by the
+    first ``customer_ids`` request, ``SERVING_FEATURE_STORE=lazy``)."""
     feature_store_error: str | None = None
     inline_rows: int = 0
     """Batches up to this many rows are scored on the event loop (measured at warm-up)."""
@@ -308,6 +315,7 @@ def create_app(
     max_body_bytes: int | None = None,
     request_timeout: float | None = None,
     inline_ms: float | None = None,
+    feature_store_open: str | None = None,
 ) -> FastAPI:
     """Build the API.
 
@@ -319,6 +327,10 @@ def create_app(
     (413 above); ``request_timeout`` (``SERVING_REQUEST_TIMEOUT``, 10 s; 0 disables) the
     deadline for an answer (504 after); ``inline_ms`` (``SERVING_INLINE_MS``, 2 ms) the
     model time up to which a batch is scored on the event loop rather than in a thread.
+    ``feature_store_open`` (``SERVING_FEATURE_STORE``): ``startup`` (default) opens the
+    feature store next to the model load, so ``/ready`` covers it; ``lazy`` opens it on
+    the first ``customer_ids`` request (that request pays the Feast import, seconds; a
+    worker that only scores ``rows`` never imports Feast, about 45 MB less memory).
     """
     if settings is None:
         settings = load_settings()
@@ -343,8 +355,14 @@ def create_app(
     inline_budget = (
         inline_ms if inline_ms is not None else _env_float("SERVING_INLINE_MS", DEFAULT_INLINE_MS)
     ) / 1000.0
+    open_mode = feature_store_open or os.environ.get("SERVING_FEATURE_STORE") or "startup"
+    if open_mode not in FEATURE_STORE_OPEN_MODES:
+        raise ValueError(
+            f"SERVING_FEATURE_STORE must be one of {', '.join(FEATURE_STORE_OPEN_MODES)};"
+            f" got {open_mode!r}"
+        )
     metrics = ServingMetrics(monitor_report or settings.paths.monitor_report)
-    state = ServingState()
+    state = ServingState(feature_store="loading" if open_mode == "startup" else "lazy")
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -356,13 +374,16 @@ def create_app(
                 name="model-loader",
                 daemon=True,
             ),
-            threading.Thread(
-                target=_open_feature_store,
-                args=(state, lookup),
-                name="feature-store",
-                daemon=True,
-            ),
         ]
+        if open_mode == "startup":
+            threads.append(
+                threading.Thread(
+                    target=_open_feature_store,
+                    args=(state, lookup),
+                    name="feature-store",
+                    daemon=True,
+                )
+            )
         for thread in threads:
             thread.start()
         try:
@@ -492,6 +513,8 @@ def create_app(
         except Exception as exc:
             logger.exception("feature lookup failed")
             raise HTTPException(503, f"feature store lookup failed: {exc}") from exc
+        if state.feature_store != "ready":
+            state.feature_store, state.feature_store_error = "ready", None
         probabilities = (
             model.predict(to_model_frame(frame[complete])) if complete.any() else np.empty(0)
         )

@@ -3,18 +3,26 @@
 ``create_app`` takes a *model loader* (a callable returning a :class:`LoadedModel`) and a
 *feature lookup* (a callable mapping customer ids to a feature frame). Production wires
 in :func:`mlflow_model_loader` and :class:`FeastFeatureLookup`; tests inject a tiny
-in-memory model and a fake lookup. MLflow and Feast are imported lazily, inside the
-production loaders only, so importing this module (and the tests) stays fast.
+in-memory model and a fake lookup. The serving process never imports MLflow (a
+subprocess fetches the model, see :mod:`.fetch_model`) and imports Feast only when the
+lookup opens the store, so importing this module (and the tests) stays fast.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -155,30 +163,72 @@ def to_model_frame(features: pd.DataFrame) -> pd.DataFrame:
     return features[FEATURE_COLUMNS].astype(FEATURE_DTYPES)
 
 
-def mlflow_model_loader(settings: Settings) -> ModelLoader:
+FETCH_TIMEOUT_SECONDS = 300.0
+
+
+def fetch_champion(settings: Settings, out: Path, timeout: float) -> dict[str, Any]:
+    """Run ``python -m <package>.serving.fetch_model`` to write the champion under ``out``.
+
+    MLflow runs in that short-lived subprocess, never in the serving worker. It inherits
+    this process's environment (registry and artifact-store credentials) and cwd.
+    """
+    command = [
+        sys.executable,
+        "-m",
+        f"{__package__}.fetch_model",
+        "--tracking-uri",
+        settings.tracking_uri,
+        "--model-name",
+        settings.model_name,
+        "--out",
+        str(out),
+    ]
+    try:
+        done = subprocess.run(
+            command,
+            env={"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false", **os.environ},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeError(f"fetching the champion took over {timeout:.0f} s") from exc
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        errors = [line for line in lines if line.startswith("error:")]
+        detail = (errors or lines or [f"exit code {done.returncode}"])[-1]
+        raise RuntimeError(f"fetch_model failed: {detail.removeprefix('error: ')}")
+    fetched: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return fetched
+
+
+def mlflow_model_loader(
+    settings: Settings, *, timeout: float = FETCH_TIMEOUT_SECONDS
+) -> ModelLoader:
     """Return a loader of the ``champion`` version of ``settings.model_name`` from MLflow.
 
     The alias is resolved once, then that exact version is loaded, so the version the
-    app reports is the version it scores with even if the alias moves meanwhile.
+    app reports is the version it scores with even if the alias moves meanwhile. MLflow
+    does that in a subprocess (:mod:`.fetch_model`) that hands over a pickle in a
+    private temporary directory; this process unpickles it and deletes the directory.
     """
 
     def load() -> LoadedModel:
-        import mlflow
-        from mlflow import MlflowClient
-
-        tracking_uri = settings.tracking_uri
-        mlflow.set_tracking_uri(tracking_uri)
-        mlflow.set_registry_uri(tracking_uri)
-        name = settings.model_name
-        version = MlflowClient().get_model_version_by_alias(name, MODEL_ALIAS)
-        uri = f"models:/{name}/{version.version}"
-        logger.info("loading %s (alias %s) from %s", uri, MODEL_ALIAS, tracking_uri)
-        model = mlflow.sklearn.load_model(uri)
+        logger.info(
+            "fetching %s@%s from %s", settings.model_name, MODEL_ALIAS, settings.tracking_uri
+        )
+        with tempfile.TemporaryDirectory(prefix="serving-model-") as scratch:
+            fetched = fetch_champion(settings, Path(scratch), timeout)
+            with open(fetched["path"], "rb") as handle:
+                # Written by fetch_model from the registry's model, into a directory only
+                # this user can write: the same trust as MLflow's own loader.
+                model = pickle.load(handle)
         return LoadedModel(
-            name=name,
-            version=str(version.version),
+            name=str(fetched["name"]),
+            version=str(fetched["version"]),
             predict_proba=model.predict_proba,
-            run_id=version.run_id,
+            run_id=fetched.get("run_id"),
             array_input=accepts_feature_array(model),
         )
 
