@@ -182,7 +182,10 @@ def test_enterprise_compose_publishes_user_facing_ports_on_loopback_only(
             published[name] = int(container)
     assert published == PUBLISHED
     env = compose["services"]["mlflow"]["environment"]
-    assert "@postgres:5432/mlflow" in env["MLFLOW_BACKEND_STORE_URI"]
+    # The MLflow image ships psycopg2 only; SQLAlchemy 2.1 maps bare postgresql:// to psycopg 3.
+    for name in ("MLFLOW_BACKEND_STORE_URI", "MLFLOW_AUTH_DATABASE_URI"):
+        assert env[name].startswith("postgresql+psycopg2://mlops:"), name
+    assert env["MLFLOW_BACKEND_STORE_URI"].endswith("@postgres:5432/mlflow")
     assert env["MLFLOW_S3_ENDPOINT_URL"] == "http://minio:9000"
     assert compose["services"]["serving"]["environment"]["MLFLOW_TRACKING_URI"] == (
         "http://mlflow:5000")

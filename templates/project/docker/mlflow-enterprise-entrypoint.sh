@@ -4,8 +4,8 @@
 # and the admin password read from a secret file, then runs the server in the
 # foreground. Arguments are appended to `mlflow server`.
 #
-# MLFLOW_BACKEND_STORE_URI       postgresql://user:password@host:5432/mlflow
-# MLFLOW_AUTH_DATABASE_URI       postgresql://user:password@host:5432/mlflow_auth
+# MLFLOW_BACKEND_STORE_URI       postgresql[+psycopg2]://user:password@host:5432/mlflow
+# MLFLOW_AUTH_DATABASE_URI       postgresql[+psycopg2]://user:password@host:5432/mlflow_auth
 # MLFLOW_ARTIFACTS_DESTINATION   s3://bucket/mlflow (MLFLOW_S3_ENDPOINT_URL for MinIO)
 # MLFLOW_ADMIN_USERNAME          admin account created on the first start (default admin)
 # MLFLOW_ADMIN_PASSWORD_FILE     file holding its password (default: the compose secret)
@@ -24,6 +24,9 @@ password="$(cat "$password_file")"
 [ -n "${MLFLOW_FLASK_SERVER_SECRET_KEY:-}" ] || fail "MLFLOW_FLASK_SERVER_SECRET_KEY is not set"
 backend="${MLFLOW_BACKEND_STORE_URI:?MLFLOW_BACKEND_STORE_URI is not set}"
 auth_db="${MLFLOW_AUTH_DATABASE_URI:?MLFLOW_AUTH_DATABASE_URI is not set}"
+# SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; this image ships psycopg2.
+case "$backend" in postgresql://*) backend="postgresql+psycopg2://${backend#postgresql://}" ;; esac
+case "$auth_db" in postgresql://*) auth_db="postgresql+psycopg2://${auth_db#postgresql://}" ;; esac
 artifacts="${MLFLOW_ARTIFACTS_DESTINATION:?MLFLOW_ARTIFACTS_DESTINATION is not set}"
 
 umask 077
