@@ -280,6 +280,7 @@ class ServingStack(cdk.Stack):
                     # feature_store.yaml: registry s3://$S3_DATA_BUCKET/feast/registry.pb
                     "S3_DATA_BUCKET": base.data_bucket.bucket_name,
                     "AWS_REGION": self.region,
+                    "AWS_DEFAULT_REGION": self.region,  # what boto3 and pyarrow read
                     "LOG_LEVEL": "info",
                 },
             ),
