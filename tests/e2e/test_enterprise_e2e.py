@@ -117,6 +117,11 @@ def test_setup_dev_services_verify_on_real_services(
     if shutil.which("prometheus") or os.environ.get("CI"):
         # CI installs Debian's prometheus (.ci/run): there the real scrape must have run.
         assert "up" in steps["prometheus"]["detail"], steps["prometheus"]
+    # The project's own checks, in the environment `make setup` built and against the
+    # same services: ruff + mypy, then its pytest suite (PostgreSQL registry, Redis).
+    make(project, "lint", 600)
+    tested = make(project, "test", 900)
+    assert " passed" in tested and " failed" not in tested, tested[-2000:]
 
 
 def airflow_pins(project: Path) -> list[str]:

@@ -222,18 +222,21 @@ def test_enterprise_mlflow_password_is_a_mounted_secret(enterprise: tuple[Path, 
                              cwd=project, capture_output=True, text=True, check=False)
     assert ignored.stdout.split() == ["secrets/mlflow_admin_password", ".env"]
     assert "secrets" in (project / ".dockerignore").read_text().split()
-    # No value of a secret of .env.example is in a committed deployment file (compose,
-    # images, monitoring, CI, DAGs, Feast config). src/ is not checked: services.py keeps
-    # the development defaults of .env.example for `make dev-services` without a .env.
+    # No value of a secret of .env.example (a PASSWORD/SECRET/API_KEY variable or the
+    # password of a URI) is in a committed file: compose, images, monitoring, CI, DAGs,
+    # Feast config and the project's code. Only its own tests may use them as fixtures.
     example = (project / ".env.example").read_text()
     secrets = [value for key, value in re.findall(r"^([A-Z_]+)=(\S+)$", example, re.MULTILINE)
                if re.search(r"PASSWORD|SECRET|API_KEY", key)]
-    assert len(secrets) >= 6
+    uri_passwords = set(re.findall(r"://[^:/@\s]+:([^@\s]+)@", example))
+    assert uri_passwords, "the enterprise .env.example has URIs with development passwords"
+    secrets += sorted(uri_passwords)
+    assert len(secrets) >= 7
     checked = 0
     tracked = subprocess.run(["git", "ls-files"], cwd=project, capture_output=True, text=True,
                              check=True).stdout.split()
     for path in tracked:
-        if path == ".env.example" or path.startswith(("src/", "tests/")):
+        if path == ".env.example" or path.startswith("tests/"):
             continue
         text = (project / path).read_text(encoding="utf-8", errors="replace")
         for value in secrets:

@@ -29,11 +29,9 @@ from urllib.parse import urlsplit
 from .config import find_project_root
 
 MOTO_VERSION = "5.2.5"
+# Only values without credentials: every URI carrying a password comes from .env.
 DEFAULTS = {
     "POSTGRES_ADMIN_URL": "postgresql://postgres@127.0.0.1:5432/postgres",
-    "MLFLOW_BACKEND_STORE_URI": "postgresql://mlops:mlops-dev-password@127.0.0.1:5432/mlflow",
-    "MLFLOW_AUTH_DATABASE_URI": "postgresql://mlops:mlops-dev-password@127.0.0.1:5432/mlflow_auth",
-    "FEAST_REGISTRY_URI": "postgresql+psycopg://mlops:mlops-dev-password@127.0.0.1:5432/feast",
     "FEAST_REDIS": "127.0.0.1:6379,db=0",
     "AWS_ENDPOINT_URL": "http://127.0.0.1:9000",
     "S3_BUCKET": "mlops",
