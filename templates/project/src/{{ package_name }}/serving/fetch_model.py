@@ -9,11 +9,16 @@ it runs this module in a short-lived subprocess instead, which uses MLflow to
    MLflow reaches: local files, ``mlflow-artifacts:`` through the tracking server, S3;
    credentials come from the environment, e.g. ``MLFLOW_TRACKING_USERNAME`` /
    ``MLFLOW_TRACKING_PASSWORD``, ``AWS_*``),
-3. write the loaded estimator to ``--out``/``model.pkl`` (standard pickle, cloudpickle
-   when the object needs it), a directory the worker created for it (mode 0700),
+3. with ``--runtime onnx`` (the default), convert the estimator to ONNX with skl2onnx
+   (float64 input, so probabilities match sklearn to ~1e-15), check that ONNX Runtime and
+   sklearn agree on sample rows, and write ``--out``/``model.onnx``; the worker then
+   scores with ONNX Runtime and imports neither scikit-learn, SciPy nor pandas,
+4. otherwise (``--runtime sklearn``, or a model that does not convert or disagrees: the
+   reason goes into ``fallback``) write the estimator to ``--out``/``model.pkl``
+   (standard pickle, cloudpickle when the object needs it), which the worker unpickles,
 
-and prints ``{"name", "version", "run_id", "path"}`` as one JSON line. The worker then
-unpickles the estimator, importing only the scikit-learn modules it is made of.
+into ``--out``, a directory the worker created for it (mode 0700), and prints
+``{"name", "version", "run_id", "uri", "path", "runtime", "fallback"}`` as one JSON line.
 """
 
 from __future__ import annotations
@@ -27,13 +32,130 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..config import MODEL_ALIAS
+from ..schema import FEATURE_COLUMNS, FEATURE_DTYPES
+from .model import ONNX_INPUT, ONNX_OUTPUT, RUNTIMES, onnx_predict_proba
 
 PICKLE_NAME = "model.pkl"
+ONNX_NAME = "model.onnx"
+AGREEMENT_TOLERANCE = 1e-9
+"""Largest |ONNX - sklearn| probability accepted on the sample rows (float64: ~1e-15)."""
+SAMPLE_ROWS = 512
 
 
-def fetch_champion(tracking_uri: str, model_name: str, out: Path) -> dict[str, str | None]:
-    """Write the champion of ``model_name`` to ``out/model.pkl``; return its identity."""
+class ConversionError(Exception):
+    """The model cannot be served with ONNX Runtime; the message says why (one line)."""
+
+
+def sample_frame(rows: int = SAMPLE_ROWS, seed: int = 0) -> Any:
+    """Rows to compare ONNX with sklearn on: all-zero rows plus random values in each dtype.
+
+    Integers span 0..120 and floats -1,000..1,000 (wider than the data, so every term of
+    the model matters); the all-zero row is the app's warm-up input.
+    """
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    columns: dict[str, np.ndarray] = {}
+    for name, dtype in FEATURE_DTYPES.items():
+        if np.dtype(dtype).kind == "i":
+            values = rng.integers(0, 121, size=rows).astype(dtype)
+        else:
+            values = rng.uniform(-1000.0, 1000.0, size=rows).astype(dtype)
+        values[0] = 0
+        columns[name] = values
+    return pd.DataFrame(columns)
+
+
+def to_onnx(model: Any) -> bytes:
+    """Convert a fitted sklearn classifier (or pipeline) to ONNX with float64 input.
+
+    The graph reads ``ONNX_INPUT`` (``[n, len(FEATURE_COLUMNS)]`` float64, FEATURE_COLUMNS
+    order) and writes ``ONNX_OUTPUT`` (``[n, classes]``, like ``predict_proba``). Raises
+    :class:`ConversionError` when that is impossible.
+    """
+    names = getattr(model, "feature_names_in_", None)
+    if names is None or [str(name) for name in names] != FEATURE_COLUMNS:
+        raise ConversionError("the model was not fitted on exactly FEATURE_COLUMNS, in order")
+    if not hasattr(model, "predict_proba"):
+        raise ConversionError(f"{type(model).__name__} has no predict_proba")
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import DoubleTensorType
+
+    final = model.steps[-1][1] if hasattr(model, "steps") else model
+    try:
+        graph = convert_sklearn(
+            model,
+            initial_types=[(ONNX_INPUT, DoubleTensorType([None, len(FEATURE_COLUMNS)]))],
+            options={id(final): {"zipmap": False}},  # a plain [n, classes] tensor
+        )
+    except Exception as exc:  # skl2onnx raises many types for unsupported estimators
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ConversionError(
+            f"skl2onnx cannot convert it ({type(exc).__name__}: {first})"
+        ) from None
+    outputs = [output.name for output in graph.graph.output]
+    if ONNX_OUTPUT not in outputs:
+        raise ConversionError(f"the ONNX graph has no {ONNX_OUTPUT!r} output (got {outputs})")
+    payload: bytes = graph.SerializeToString()
+    return payload
+
+
+def check_agreement(model: Any, onnx_model: bytes, sample: Any | None = None) -> float:
+    """Largest |ONNX - sklearn| positive-class probability on ``sample`` (default rows).
+
+    Raises :class:`ConversionError` when it exceeds ``AGREEMENT_TOLERANCE`` or the shapes
+    differ.
+    """
+    frame = sample_frame() if sample is None else sample
+    expected = np.asarray(model.predict_proba(frame), dtype=np.float64)
+    features = frame[FEATURE_COLUMNS].to_numpy(dtype=np.float64)
+    actual = np.asarray(onnx_predict_proba(onnx_model)(features), dtype=np.float64)
+    if actual.shape != expected.shape:
+        raise ConversionError(f"ONNX returned shape {actual.shape}, sklearn {expected.shape}")
+    difference = float(np.max(np.abs(actual[:, -1] - expected[:, -1])))
+    if not difference <= AGREEMENT_TOLERANCE:  # also catches NaN
+        raise ConversionError(
+            f"ONNX and sklearn probabilities differ by up to {difference:.3g}"
+            f" (tolerance {AGREEMENT_TOLERANCE:g})"
+        )
+    return difference
+
+
+def write_for_worker(model: Any, out: Path, runtime: str) -> tuple[Path, str, str | None]:
+    """Write ``model`` under ``out`` for ``runtime``; return (path, runtime used, fallback).
+
+    With ``onnx``, the converted graph if it converts and agrees with sklearn, else the
+    pickle and the one-line reason.
+    """
+    fallback = None
+    if runtime == "onnx":
+        try:
+            onnx_model = to_onnx(model)
+            check_agreement(model, onnx_model)
+        except ConversionError as exc:
+            fallback = str(exc)
+        else:
+            path = out / ONNX_NAME
+            path.write_bytes(onnx_model)
+            return path, "onnx", None
+    try:
+        payload = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        import cloudpickle  # an MLflow dependency: classes defined in __main__, lambdas
+
+        payload = cloudpickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+    path = out / PICKLE_NAME
+    path.write_bytes(payload)
+    return path, "sklearn", fallback
+
+
+def fetch_champion(
+    tracking_uri: str, model_name: str, out: Path, runtime: str = "onnx"
+) -> dict[str, str | None]:
+    """Write the champion of ``model_name`` under ``out`` for ``runtime``; return its identity."""
     import mlflow
     import mlflow.sklearn
     from mlflow import MlflowClient
@@ -45,21 +167,16 @@ def fetch_champion(tracking_uri: str, model_name: str, out: Path) -> dict[str, s
     artifacts = out / "artifacts"
     artifacts.mkdir(parents=True, exist_ok=True)
     model: Any = mlflow.sklearn.load_model(uri, dst_path=str(artifacts))
-    try:
-        payload = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
-    except (pickle.PicklingError, TypeError, AttributeError):
-        import cloudpickle  # an MLflow dependency: classes defined in __main__, lambdas
-
-        payload = cloudpickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
-    path = out / PICKLE_NAME
-    path.write_bytes(payload)
     shutil.rmtree(artifacts, ignore_errors=True)
+    path, used, fallback = write_for_worker(model, out, runtime)
     return {
         "name": model_name,
         "version": str(version.version),
         "run_id": version.run_id,
         "uri": uri,
         "path": str(path),
+        "runtime": used,
+        "fallback": fallback,
     }
 
 
@@ -69,12 +186,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tracking-uri", required=True)
     parser.add_argument("--model-name", required=True)
     parser.add_argument("--out", type=Path, required=True, help="an existing, private directory")
+    parser.add_argument("--runtime", choices=RUNTIMES, default="onnx")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     if not args.out.is_dir():
         raise SystemExit(f"error: --out {args.out} is not a directory")
     try:
-        fetched = fetch_champion(args.tracking_uri, args.model_name, args.out)
+        fetched = fetch_champion(args.tracking_uri, args.model_name, args.out, args.runtime)
     except Exception as exc:  # one line for the worker's /ready detail
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise SystemExit(f"error: {type(exc).__name__}: {first}") from None

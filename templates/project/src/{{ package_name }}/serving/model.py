@@ -23,15 +23,24 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
-import pandas as pd
 
 from ..config import MODEL_ALIAS, Settings
 from ..schema import ENTITY_COLUMN, FEATURE_COLUMNS, FEATURE_DTYPES
 
+if TYPE_CHECKING:  # pandas costs ~80 MB: imported by the by-id path and sklearn models only
+    import pandas as pd
+
 logger = logging.getLogger(__name__)
+
+RUNTIMES = ("onnx", "sklearn")
+"""``SERVING_RUNTIME``: how the worker scores the champion (see :func:`mlflow_model_loader`)."""
+ONNX_INPUT = "input"
+"""Name of the ONNX graph's input: float64 ``[n, len(FEATURE_COLUMNS)]``."""
+ONNX_OUTPUT = "probabilities"
+"""Name of the ONNX graph's output: float64 ``[n, classes]``, like ``predict_proba``."""
 
 ProbabilityFn = Callable[[Any], Any]
 """Maps a feature frame (or, with ``array_input``, a float64 array) to churn probabilities:
@@ -55,6 +64,10 @@ class LoadedModel:
     sklearn spends ~0.5 ms per call validating a DataFrame's columns; the serving path
     skips the DataFrame when the model was fitted on exactly these columns."""
 
+    runtime: str = "python"
+    """What scores: ``onnx`` (ONNX Runtime), ``sklearn`` (the unpickled estimator) or
+    ``python`` (any other callable, e.g. a test's fake)."""
+
     def predict(self, features: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Return the churn probability of every row of ``features`` as a float64 vector."""
         probabilities = np.asarray(self.predict_proba(features), dtype=np.float64)
@@ -67,7 +80,7 @@ class LoadedModel:
 
 
 ModelLoader = Callable[[], LoadedModel]
-FeatureLookup = Callable[[list[int]], pd.DataFrame]
+FeatureLookup = Callable[[list[int]], "pd.DataFrame"]
 """Maps customer ids to a frame with ``customer_id`` + FEATURE_COLUMNS (NaN when unknown)."""
 
 
@@ -86,9 +99,26 @@ class WarmableLookup(Protocol):
 
 def warmup_frame(rows: int = 1) -> pd.DataFrame:
     """All-zero rows with the model's input columns and dtypes (used to warm the model up)."""
+    import pandas as pd
+
     return pd.DataFrame(
         {name: np.zeros(rows, dtype=dtype) for name, dtype in FEATURE_DTYPES.items()}
     )
+
+
+def model_input(model: LoadedModel, columns: dict[str, np.ndarray]) -> pd.DataFrame | np.ndarray:
+    """Typed feature columns (FEATURE_COLUMNS order) in the form ``model`` is called with.
+
+    One ``(n, n_features)`` float64 array for models with ``array_input`` (pandas is not
+    imported), else a DataFrame of the columns.
+    """
+    if model.array_input:
+        return np.column_stack(
+            [np.asarray(columns[name], dtype=np.float64) for name in FEATURE_COLUMNS]
+        )
+    import pandas as pd
+
+    return pd.DataFrame(columns)
 
 
 def warmup_input(model: LoadedModel, rows: int = 1) -> pd.DataFrame | np.ndarray:
@@ -149,6 +179,8 @@ def align_features(
     order, duplicates allowed) and a boolean mask of the rows that are complete. Works
     whatever order the lookup returned its rows in.
     """
+    import pandas as pd
+
     missing = [c for c in (ENTITY_COLUMN, *FEATURE_COLUMNS) if c not in features.columns]
     if missing:
         raise ValueError(f"feature lookup returned no column(s) {missing}")
@@ -158,15 +190,25 @@ def align_features(
     return ordered.reset_index(drop=True), complete
 
 
-def to_model_frame(features: pd.DataFrame) -> pd.DataFrame:
-    """Cast complete feature rows to the training dtypes of ``schema.FEATURE_DTYPES``."""
+def to_model_frame(
+    features: pd.DataFrame, model: LoadedModel | None = None
+) -> pd.DataFrame | np.ndarray:
+    """Complete feature rows in the form ``model`` is called with.
+
+    A float64 array (FEATURE_COLUMNS order) for models with ``array_input``, else a frame
+    cast to the training dtypes of ``schema.FEATURE_DTYPES``.
+    """
+    if model is not None and model.array_input:
+        return features[FEATURE_COLUMNS].to_numpy(dtype=np.float64)
     return features[FEATURE_COLUMNS].astype(FEATURE_DTYPES)
 
 
 FETCH_TIMEOUT_SECONDS = 300.0
 
 
-def fetch_champion(settings: Settings, out: Path, timeout: float) -> dict[str, Any]:
+def fetch_champion(
+    settings: Settings, out: Path, timeout: float, runtime: str = "onnx"
+) -> dict[str, Any]:
     """Run ``python -m <package>.serving.fetch_model`` to write the champion under ``out``.
 
     MLflow runs in that short-lived subprocess, never in the serving worker. It inherits
@@ -182,6 +224,8 @@ def fetch_champion(settings: Settings, out: Path, timeout: float) -> dict[str, A
         settings.model_name,
         "--out",
         str(out),
+        "--runtime",
+        runtime,
     ]
     try:
         done = subprocess.run(
@@ -203,33 +247,93 @@ def fetch_champion(settings: Settings, out: Path, timeout: float) -> dict[str, A
     return fetched
 
 
+def onnx_predict_proba(onnx_model: bytes) -> ProbabilityFn:
+    """``predict_proba`` of an ONNX graph (``ONNX_INPUT`` -> ``ONNX_OUTPUT``) on ONNX Runtime.
+
+    The session runs on one thread: for a few rows of a linear model the thread pool's
+    hand-offs cost more than they save, and the app already scores concurrent requests
+    on several threads. Takes a float64 array in FEATURE_COLUMNS order (or a frame with
+    those columns, converted here).
+    """
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(
+        onnx_model, sess_options=options, providers=["CPUExecutionProvider"]
+    )
+    run = session.run
+    outputs = [ONNX_OUTPUT]
+
+    def predict_proba(features: Any) -> Any:
+        if hasattr(features, "columns"):  # a DataFrame: pick and order the model's columns
+            features = features[FEATURE_COLUMNS].to_numpy(dtype=np.float64)
+        array = np.ascontiguousarray(features, dtype=np.float64)
+        return run(outputs, {ONNX_INPUT: array})[0]
+
+    return predict_proba
+
+
+def serving_runtime(runtime: str | None = None) -> str:
+    """``runtime`` or ``SERVING_RUNTIME`` (default ``onnx``), checked against RUNTIMES."""
+    chosen = runtime or os.environ.get("SERVING_RUNTIME") or "onnx"
+    if chosen not in RUNTIMES:
+        raise ValueError(f"SERVING_RUNTIME must be one of {', '.join(RUNTIMES)}; got {chosen!r}")
+    return chosen
+
+
 def mlflow_model_loader(
-    settings: Settings, *, timeout: float = FETCH_TIMEOUT_SECONDS
+    settings: Settings,
+    *,
+    timeout: float = FETCH_TIMEOUT_SECONDS,
+    runtime: str | None = None,
 ) -> ModelLoader:
     """Return a loader of the ``champion`` version of ``settings.model_name`` from MLflow.
 
     The alias is resolved once, then that exact version is loaded, so the version the
     app reports is the version it scores with even if the alias moves meanwhile. MLflow
-    does that in a subprocess (:mod:`.fetch_model`) that hands over a pickle in a
-    private temporary directory; this process unpickles it and deletes the directory.
+    does that in a subprocess (:mod:`.fetch_model`) that hands the model over in a
+    private temporary directory, deleted once loaded.
+
+    ``runtime`` (``SERVING_RUNTIME``, default ``onnx``): with ``onnx`` the subprocess
+    converts the sklearn model to ONNX, checks that both agree on sample rows, and this
+    process scores with ONNX Runtime, importing neither scikit-learn, SciPy nor pandas
+    (about 130 MB less memory). A model that cannot be converted, or whose conversion
+    disagrees, is served with sklearn instead, and the reason logged in one line. With
+    ``sklearn`` the estimator itself is unpickled here.
     """
+    chosen = serving_runtime(runtime)
 
     def load() -> LoadedModel:
         logger.info(
             "fetching %s@%s from %s", settings.model_name, MODEL_ALIAS, settings.tracking_uri
         )
         with tempfile.TemporaryDirectory(prefix="serving-model-") as scratch:
-            fetched = fetch_champion(settings, Path(scratch), timeout)
-            with open(fetched["path"], "rb") as handle:
-                # Written by fetch_model from the registry's model, into a directory only
-                # this user can write: the same trust as MLflow's own loader.
-                model = pickle.load(handle)
+            fetched = fetch_champion(settings, Path(scratch), timeout, chosen)
+            payload = Path(fetched["path"]).read_bytes()
+        if fetched.get("fallback"):
+            logger.warning("serving with sklearn, not ONNX: %s", fetched["fallback"])
+        name, version, run_id = str(fetched["name"]), str(fetched["version"]), fetched.get("run_id")
+        if fetched.get("runtime") == "onnx":
+            return LoadedModel(
+                name=name,
+                version=version,
+                predict_proba=onnx_predict_proba(payload),
+                run_id=run_id,
+                array_input=True,
+                runtime="onnx",
+            )
+        # Written by fetch_model from the registry's model, into a directory only this
+        # user can write: the same trust as MLflow's own loader.
+        model = pickle.loads(payload)
         return LoadedModel(
-            name=str(fetched["name"]),
-            version=str(fetched["version"]),
+            name=name,
+            version=version,
             predict_proba=model.predict_proba,
-            run_id=fetched.get("run_id"),
+            run_id=run_id,
             array_input=accepts_feature_array(model),
+            runtime="sklearn",
         )
 
     return load

@@ -30,11 +30,10 @@ from typing import Any
 
 import numpy as np
 import orjson
-import pandas as pd
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from .model import LoadedModel
+from .model import LoadedModel, model_input
 from .schemas import MAX_BATCH_ROWS
 
 SAGEMAKER_PORT = 8080
@@ -67,8 +66,8 @@ def _value(raw: Any, name: str, dtype: str, row: int) -> int | float:
     return number
 
 
-def rows_frame(records: list[Any], dtypes: Mapping[str, str]) -> pd.DataFrame:
-    """Build the model's input frame from objects or value lists (in ``dtypes`` order)."""
+def rows_columns(records: list[Any], dtypes: Mapping[str, str]) -> dict[str, np.ndarray]:
+    """Build the model's typed input columns from objects or value lists (``dtypes`` order)."""
     if not records:
         raise InvocationError("no rows to score")
     if len(records) > MAX_BATCH_ROWS:
@@ -91,10 +90,10 @@ def rows_frame(records: list[Any], dtypes: Mapping[str, str]) -> pd.DataFrame:
             raise InvocationError(f"row {index}: expected an object or a list of values")
         for name, raw in zip(names, values, strict=True):
             columns[name].append(_value(raw, name, dtypes[name], index))
-    return pd.DataFrame({name: np.asarray(columns[name], dtype=dtypes[name]) for name in names})
+    return {name: np.asarray(columns[name], dtype=dtypes[name]) for name in names}
 
 
-def parse_json(body: bytes, dtypes: Mapping[str, str]) -> pd.DataFrame:
+def parse_json(body: bytes, dtypes: Mapping[str, str]) -> dict[str, np.ndarray]:
     """Rows of a JSON payload: a list, or ``{"instances"|"rows": [...]}``."""
     try:
         payload = orjson.loads(body)
@@ -107,10 +106,10 @@ def parse_json(body: bytes, dtypes: Mapping[str, str]) -> pd.DataFrame:
         payload = payload[keys[0]]
     if not isinstance(payload, list):
         raise InvocationError("expected a list of rows")
-    return rows_frame(payload, dtypes)
+    return rows_columns(payload, dtypes)
 
 
-def parse_csv(body: bytes, dtypes: Mapping[str, str]) -> pd.DataFrame:
+def parse_csv(body: bytes, dtypes: Mapping[str, str]) -> dict[str, np.ndarray]:
     """Rows of a CSV payload (values in ``dtypes`` order; a header line is optional)."""
     try:
         text = body.decode("utf-8")
@@ -119,7 +118,7 @@ def parse_csv(body: bytes, dtypes: Mapping[str, str]) -> pd.DataFrame:
     lines = [row for row in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in row)]
     if lines and [cell.strip() for cell in lines[0]] == list(dtypes):
         lines = lines[1:]
-    return rows_frame([[cell.strip() for cell in row] for row in lines], dtypes)
+    return rows_columns([[cell.strip() for cell in row] for row in lines], dtypes)
 
 
 def create_sagemaker_router(
@@ -150,14 +149,14 @@ def create_sagemaker_router(
         body = await request.body()
         try:
             if content_type == CSV:
-                frame = parse_csv(body, dtypes)
+                columns = parse_csv(body, dtypes)
             elif content_type in (JSON, "application/jsonlines", ""):
-                frame = parse_json(body, dtypes)
+                columns = parse_json(body, dtypes)
             else:
                 return _json({"error": f"unsupported content type {content_type!r}"}, 415)
         except InvocationError as exc:
             return _json({"error": str(exc)}, 400)
-        probabilities = model.predict(frame)
+        probabilities = model.predict(model_input(model, columns))
         if observe is not None:
             observe(probabilities, "invocations")
         labels = probabilities >= threshold

@@ -117,4 +117,6 @@ class ReadyResponse(BaseModel):
     model_version: str | None
     model_alias: str
     feature_store: str
+    runtime: str | None = None
+    """``onnx`` or ``sklearn`` (SERVING_RUNTIME and the fallback), once loaded."""
     detail: str | None = None

@@ -25,12 +25,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .model import LoadedModel
+from .model import LoadedModel, model_input
 from .schemas import MAX_BATCH_ROWS
 
 PROTOCOL_VERSION = "2"
@@ -134,10 +133,10 @@ def _rows(shape: list[int], name: str) -> tuple[int, int]:
     return rows, columns
 
 
-def request_frame(
+def request_columns(
     request: InferenceRequest, feature_dtypes: Mapping[str, str], max_rows: int
-) -> pd.DataFrame:
-    """Turn the request's input tensors into the model's feature frame (typed, in order)."""
+) -> dict[str, np.ndarray]:
+    """Turn the request's input tensors into the model's feature columns (typed, in order)."""
     columns = list(feature_dtypes)
     inputs = request.inputs
     if len(inputs) == 1 and len(columns) > 1:
@@ -190,14 +189,10 @@ def request_frame(
         count = counts.pop()
     if count < 1 or count > max_rows:
         raise V2Error(f"a request holds 1 to {max_rows} rows; got {count}")
-    return pd.DataFrame(
-        {
-            name: _column(
-                per_column[name], name, datatypes[name], feature_dtypes[name], matrix=matrix
-            )
-            for name in columns
-        }
-    )
+    return {
+        name: _column(per_column[name], name, datatypes[name], feature_dtypes[name], matrix=matrix)
+        for name in columns
+    }
 
 
 def _error(message: str, status: int) -> Response:
@@ -257,7 +252,7 @@ def create_v2_router(
             {
                 "name": model.name,
                 "versions": [model.version],
-                "platform": "mlflow-sklearn",
+                "platform": "onnxruntime" if model.runtime == "onnx" else "mlflow-sklearn",
                 "inputs": [
                     {"name": column, "datatype": _V2_TYPE[kind], "shape": [-1]}
                     for column, kind in kinds.items()
@@ -293,10 +288,10 @@ def create_v2_router(
             unknown = sorted(set(wanted) - {OUTPUT_PROBABILITY, OUTPUT_LABEL})
             if unknown:
                 raise V2Error(f"unknown output(s) {', '.join(unknown)}")
-            frame = request_frame(request, feature_dtypes, max_rows)
+            columns = request_columns(request, feature_dtypes, max_rows)
         except V2Error as exc:
             return _error(exc.message, exc.status)
-        probabilities = model.predict(frame)
+        probabilities = model.predict(model_input(model, columns))
         if observe is not None:
             observe(probabilities, "v2")
         count = len(probabilities)
