@@ -171,6 +171,9 @@ FAKE_CLI = textwrap.dedent("""\
     case "$*" in
         *describe-images*) [ -n "${IMAGE_EXISTS:-}" ] || exit 254 ;;
         *get-login-password*) echo token ;;
+        # Like the real CLI, read the piped password: exiting first would kill the writer
+        # with SIGPIPE (make's pipefail then fails the recipe, 141, depending on timing).
+        *--password-stdin*) cat > /dev/null ;;
     esac
 """)
 
