@@ -97,15 +97,6 @@ class WarmableLookup(Protocol):
         ...
 
 
-def warmup_frame(rows: int = 1) -> pd.DataFrame:
-    """All-zero rows with the model's input columns and dtypes (used to warm the model up)."""
-    import pandas as pd
-
-    return pd.DataFrame(
-        {name: np.zeros(rows, dtype=dtype) for name, dtype in FEATURE_DTYPES.items()}
-    )
-
-
 def model_input(model: LoadedModel, columns: dict[str, np.ndarray]) -> pd.DataFrame | np.ndarray:
     """Typed feature columns (FEATURE_COLUMNS order) in the form ``model`` is called with.
 
@@ -122,10 +113,9 @@ def model_input(model: LoadedModel, columns: dict[str, np.ndarray]) -> pd.DataFr
 
 
 def warmup_input(model: LoadedModel, rows: int = 1) -> pd.DataFrame | np.ndarray:
-    """All-zero input of ``rows`` rows in the form ``model`` is called with."""
-    if model.array_input:
-        return np.zeros((rows, len(FEATURE_COLUMNS)), dtype=np.float64)
-    return warmup_frame(rows)
+    """All-zero input of ``rows`` rows (training dtypes) in the form ``model`` is called with."""
+    zeros = {name: np.zeros(rows, dtype=dtype) for name, dtype in FEATURE_DTYPES.items()}
+    return model_input(model, zeros)
 
 
 def inline_row_limit(model: LoadedModel, budget_seconds: float, max_rows: int) -> int:
