@@ -127,9 +127,9 @@ def new(
             return
         interactive = not defaults and sys.stdin.isatty() and sys.stdout.isatty()
         project = create_project(resolved, dest, interactive=interactive, init_git=not no_git)
-        out = _console()
-        out.print(f"Created {project} (profile {resolved.name}).")
-        out.print(f"Next: cd {project} && make setup && make verify")
+        # Plain print: importing rich for two lines would cost more than the render.
+        print(f"Created {project} (profile {resolved.name}).")
+        print(f"Next: cd {project} && make setup && make verify")
 
 
 def _print_plan(plan: Any) -> None:

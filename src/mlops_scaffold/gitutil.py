@@ -31,19 +31,28 @@ def git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """Environment for git calls: the user's identity if configured, else a fallback one."""
     env = dict(os.environ)
     env.setdefault("GIT_TERMINAL_PROMPT", "0")
+    configured = _configured_identity()
     for role in ("AUTHOR", "COMMITTER"):
-        env.setdefault(f"GIT_{role}_NAME", _configured("user.name") or _FALLBACK_NAME)
-        env.setdefault(f"GIT_{role}_EMAIL", _configured("user.email") or _FALLBACK_EMAIL)
+        env.setdefault(f"GIT_{role}_NAME", configured.get("user.name") or _FALLBACK_NAME)
+        env.setdefault(f"GIT_{role}_EMAIL", configured.get("user.email") or _FALLBACK_EMAIL)
     if extra:
         env.update(extra)
     return env
 
 
-def _configured(key: str) -> str:
+def _configured_identity() -> dict[str, str]:
+    """``user.name`` and ``user.email`` from git config, in one git call (last value wins)."""
     result = subprocess.run(
-        [require_git(), "config", "--get", key], capture_output=True, text=True, check=False
+        [require_git(), "config", "--get-regexp", r"^user\.(name|email)$"],
+        capture_output=True,
+        text=True,
+        check=False,
     )
-    return result.stdout.strip()
+    identity: dict[str, str] = {}
+    for line in result.stdout.splitlines():
+        key, _, value = line.partition(" ")
+        identity[key.lower()] = value.strip()
+    return identity
 
 
 def git(
