@@ -94,10 +94,11 @@ class _Render:
             "sep": os.sep,
             "os": _OS_NAMES.get(sys.platform),
         }
+        combined = self.answers.combined()
         return {
-            **self.answers.combined(),
+            **combined,
             "_copier_answers": self.answers.to_remember(
-                self.config.questions, self.config.secret_questions
+                self.config.questions, self.config.secret_questions, combined
             ),
             "_copier_conf": conf,
             "_folder_name": self.destination.name,
@@ -108,6 +109,8 @@ class _Render:
     def answers_relpath(self) -> str:
         """Render the answers file's path (with ``_copier_conf.answers_file`` blank)."""
         source = self.config.answers_file
+        if self.compiler.is_plain(source):
+            return str(PurePosixPath(source))
         rendered = self.compiler.render(source, self.context("render", ""), "_answers_file")
         return str(PurePosixPath(rendered))
 
@@ -127,8 +130,10 @@ class _Render:
         parts: dict[str, str] = {}  # rendered path parts: the context is fixed from here on
         files: list[tuple[str, str, bool]] = []
         directories: list[str] = []
-        for source, relpath, is_dir in _walk(str(copy_root), "", str(self.root)):
-            target = self._render_path(relpath, str(copy_root), context, answers_relpath, parts)
+        entries = list(_walk(str(copy_root), "", str(self.root)))
+        names = {relpath for _, relpath, _ in entries}
+        for source, relpath, is_dir in entries:
+            target = self._render_path(relpath, names, context, answers_relpath, parts)
             if target is None:
                 continue
             _check_inside(target)
@@ -178,7 +183,7 @@ class _Render:
     def _render_path(
         self,
         relpath: str,
-        copy_root: str,
+        names: set[str],
         context: Mapping[str, Any],
         answers_relpath: str,
         memo: dict[str, str],
@@ -192,7 +197,7 @@ class _Render:
         """
         suffix = self.suffix
         is_template = relpath.endswith(suffix)
-        if suffix and os.path.exists(os.path.join(copy_root, relpath + suffix)):
+        if suffix and relpath + suffix in names:
             return None
         if suffix and is_template:
             relpath = relpath[: -len(suffix)]
@@ -239,7 +244,7 @@ def _walk(directory: str, prefix: str, template_root: str) -> Iterator[tuple[str
     inside the template.
     """
     with os.scandir(directory) as scan:
-        entries = sorted(scan, key=lambda entry: entry.name)
+        entries = list(scan)  # scandir order, as Copier walks
     for entry in entries:
         if entry.name in _SKIPPED_NAMES:
             continue

@@ -102,7 +102,9 @@ def _regex_parts(parts: list[str]) -> list[str]:
 
 
 def _glob(part: str) -> str:
-    """One path part's glob (``*`` and ``?`` within the part) as a regular expression."""
+    """Translate one path part's glob (``*``, ``?`` within the part) to a regex."""
     return "".join(
-        "[^/]*" if char == "*" else "[^/]" if char == "?" else re.escape(char) for char in part
+        "[^/]*" if piece == "*" else "[^/]" if piece == "?" else re.escape(piece)
+        for piece in re.split(r"([*?])", part)
+        if piece
     )

@@ -175,13 +175,17 @@ class Compiler:
         if self._code_cache:
             self._code_cache.save()
 
-    def render(self, source: str, context: Mapping[str, Any], where: str) -> str:
-        """Render ``source`` with ``context``; a one-line plain text comes back unchanged."""
-        if (
+    def is_plain(self, source: str) -> bool:
+        """Tell whether ``source`` renders to itself (one line, no template syntax)."""
+        return (
             "\n" not in source
             and "\r" not in source
             and not any(marker in source for marker in self._markers)
-        ):
+        )
+
+    def render(self, source: str, context: Mapping[str, Any], where: str) -> str:
+        """Render ``source`` with ``context``; a one-line plain text comes back unchanged."""
+        if self.is_plain(source):
             return source
         try:
             return self.template(source, where).render(context)

@@ -98,18 +98,22 @@ class Answers:
         """Every answer, the resolved ones first (``ChainMap`` order and priority)."""
         combined: dict[str, Any] = {"_external_data": {}}
         for source in (self.metadata, self.init, self.user):
-            for key in source:
-                combined.setdefault(key, None)
+            combined.update(dict.fromkeys(source))  # keys in ChainMap order
         for source in (self.metadata, self.init, self.user):
-            combined.update(source)
+            combined.update(source)  # values by priority: user, init, metadata
         return combined
 
-    def to_remember(self, questions: Mapping[str, Any], secret: frozenset[str]) -> dict[str, Any]:
+    def to_remember(
+        self,
+        questions: Mapping[str, Any],
+        secret: frozenset[str],
+        combined: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """Return the answers file's content: metadata first, then visible answers."""
         remembered: dict[str, Any] = {
             key: self.metadata[key] for key in ("_commit", "_src_path") if key in self.metadata
         }
-        for key, value in self.combined().items():
+        for key, value in (self.combined() if combined is None else combined).items():
             if (
                 not key.startswith("_")
                 and key not in self.hidden
