@@ -73,6 +73,7 @@ UPDATED = "updated"
 ADOPTED = "adopted"
 DRY_RUN = "dry-run"
 
+TEMPLATE_BRANCH_REF = f"refs/heads/{TEMPLATE_BRANCH}"
 ADOPT_HINT = (
     "git init && git add -A && git commit -m 'Adopt generated project', "
     "then run `mlops-scaffold update --adopt`"
@@ -394,12 +395,18 @@ def _require_no_operation(repo: _Repo) -> None:
                 f"{repo.root}: {operation} is in progress; finish it (resolve, then "
                 "`git commit`) or abort it (e.g. `git merge --abort`) before updating"
             )
-    lock = repo.git_dir / "index.lock"
-    if lock.exists():
-        raise ProjectError(
-            f"{repo.root}: git's lock {lock} exists: another git command is running, or one "
-            "was interrupted; when no git command is running, delete it and run update again"
-        )
+    branch = repo.probe("symbolic-ref", "--quiet", "HEAD").stdout.strip()
+    locks = [repo.git_dir / "index.lock", repo.git_dir / "HEAD.lock"]
+    locks += [repo.common_dir / "packed-refs.lock", repo.common_dir / f"{TEMPLATE_BRANCH_REF}.lock"]
+    if branch:
+        locks.append(repo.common_dir / f"{branch}.lock")
+    for lock in locks:
+        if lock.exists():
+            raise ProjectError(
+                f"{repo.root}: git's lock {lock} exists: another git command is running, or "
+                "one was interrupted; when no git command is running, delete it and run "
+                "update again"
+            )
 
 
 def _require_branch(repo: _Repo) -> None:
