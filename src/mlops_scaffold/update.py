@@ -485,7 +485,11 @@ def _answers(project: Path, overrides: Sequence[str], profile: str | None) -> di
     """Every answer to render with: the recorded ones, the stack's, the installed version."""
     recorded = read_recorded_answers(project)
     stack = _target_stack(recorded, overrides, profile)
-    answers = {key: value for key, value in recorded.items() if not str(key).startswith("_")}
+    answers = {
+        key: value
+        for key, value in recorded.items()
+        if isinstance(key, str) and not key.startswith("_")
+    }
     answers.update(project_answers(stack, project))
     answers["project_name"] = recorded.get("project_name", project.name)
     answers["scaffold_version"] = __version__
