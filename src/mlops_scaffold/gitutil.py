@@ -59,6 +59,7 @@ def git(
         env=env or git_env(),
         capture_output=True,
         text=True,
+        errors="surrogateescape",  # file names and messages need not be UTF-8
         check=False,
     )
     if check and result.returncode != 0:

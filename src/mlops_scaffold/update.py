@@ -375,6 +375,8 @@ def _locked(repo: _Repo, *, shared: bool) -> Iterator[None]:
                 f"repository (it holds a lock on {path}); wait for it to finish and run "
                 "this again"
             ) from None
+        except OSError as exc:
+            raise ProjectError(f"{path}: cannot lock the git directory ({exc.strerror})") from None
         yield
     finally:
         os.close(handle)

@@ -14,6 +14,7 @@ shape are printed at the end of the module (``pytest -s``) and must all be 0.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -106,16 +107,24 @@ def files(root: Path) -> dict[str, tuple[str, bytes, int]]:
     return found
 
 
-def repo_state(project: Path, *, index_stat: bool = True) -> tuple[object, ...]:
-    """Everything a refusal must leave unchanged: files, index (with stat data), HEAD, refs."""
+def repo_state(project: Path) -> tuple[object, ...]:
+    """Everything a refusal must leave unchanged: files, index (with stat data), HEAD, refs.
+
+    ``status --porcelain=v2 --branch`` names HEAD's commit and branch; ``for-each-ref``
+    covers every branch, tag and the stash.
+    """
     return (
         files(project),
-        run_git(project, "ls-files", "-s", *(["--debug"] if index_stat else [])),
+        run_git(project, "ls-files", "-s", "--debug"),
         run_git(project, "status", "--porcelain=v2", "--branch", "--ignored"),
         run_git(project, "for-each-ref"),
-        run_git(project, "rev-parse", "HEAD"),
-        run_git(project, "stash", "list"),
     )
+
+
+def without_stat_data(state: tuple[object, ...]) -> tuple[object, ...]:
+    """The state without the index's stat lines (rewritten files have new mtimes)."""
+    index = "".join(line for line in str(state[1]).splitlines(True) if not line[:1].isspace())
+    return (state[0], index, *state[2:])
 
 
 def without_template_branch(state: tuple[object, ...]) -> tuple[object, ...]:
@@ -199,7 +208,6 @@ def run_shape(world: World, shape: Shape, tmp_path: Path) -> None:
     target = shape.prepare(world, project, tmp_path) or project
     mine = user_files(world, target)
     before = repo_state(target)
-    before_plain = repo_state(target, index_stat=False)
     template = (world.v2 if shape.template == "v2" else world.v1).root
     outcome = "updated"
     try:
@@ -214,8 +222,6 @@ def run_shape(world: World, shape: Shape, tmp_path: Path) -> None:
     expected = shape.expect.split(":", 1)
     assert outcome.split(":", 1)[0] == expected[0], outcome
     if expected[0] == "refused":
-        import re
-
         assert re.search(expected[1], outcome), outcome
         assert len(outcome.splitlines()) == 1
         assert repo_state(target) == before
@@ -223,8 +229,8 @@ def run_shape(world: World, shape: Shape, tmp_path: Path) -> None:
         assert run_git(target, "status", "--porcelain") == ""
     else:
         run_git(target, "merge", "--abort")
-        after = without_template_branch(repo_state(target, index_stat=False))
-        before_plain = without_template_branch(before_plain)
+        after = without_template_branch(without_stat_data(repo_state(target)))
+        before_plain = without_template_branch(without_stat_data(before))
         for index, (was, now) in enumerate(zip(before_plain, after, strict=True)):
             if was != now and isinstance(was, dict):
                 changed = {k for k in set(was) | set(now) if was.get(k) != now.get(k)}
@@ -368,6 +374,12 @@ def with_symlinks(world: World, project: Path, tmp: Path) -> None:
     (project / "notes.txt").unlink()
     (project / "notes.txt").symlink_to("README.md")  # a template file made a link
     commit_all(project, "links")
+
+
+def non_utf8_names(world: World, project: Path, tmp: Path) -> None:
+    (project / os.fsdecode(b"caf\xe9.txt")).write_bytes(b"latin-1 name\n")
+    (project / "new\nline.txt").write_text("a newline in the name\n")
+    commit_all(project, "odd names")
 
 
 def crlf_files(world: World, project: Path, tmp: Path) -> None:
@@ -624,6 +636,7 @@ SHAPES = [
     Shape("branch other than main", other_branch, "updated"),
     Shape("submodule", with_submodule, "updated"),
     Shape("symlinks (file, dangling, dir)", with_symlinks, "updated"),
+    Shape("non-UTF-8 and newline file names", non_utf8_names, "updated"),
     Shape("CRLF lines and files", crlf_files, "updated"),
     Shape("CRLF whole file the template edits", whole_file_crlf, "conflict"),
     Shape("binary files", binary_files, "updated"),
