@@ -824,12 +824,17 @@ def _check_untracked_clashes(repo: _Repo, written: list[str]) -> None:
                 problems.append(f"{current} (an untracked or ignored file{needs})")
             break
     if problems:
-        shown = "; ".join(problems[:3])
+        shown = "; ".join(_one_line(problem) for problem in problems[:3])
         more = f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
         raise ProjectError(
             f"{repo.root}: the update would overwrite or delete files git does not track: "
             f"{shown}{more}; move them away (or commit them) and run update again"
         )
+
+
+def _one_line(text: str) -> str:
+    """Quote text holding a line break or another control character (a file name may)."""
+    return repr(text) if _CONTROL.search(text) else text
 
 
 def _untracked_under(repo: _Repo, directory: str) -> list[str]:
