@@ -252,12 +252,21 @@ def update(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show what would change; write nothing.")
     ] = False,
+    # --adopt (issue 14): merging without a trusted base render is only done when asked.
+    adopt: Annotated[
+        bool,
+        typer.Option(
+            "--adopt",
+            help="Without a trusted render commit (none, rewritten), merge the template "
+            "anyway: every difference shows once as a conflict.",
+        ),
+    ] = False,
 ) -> None:
     """Merge the installed template's changes into a project, keeping every edit of yours."""
     with _user_errors():
         from .update import update_project
 
-        result = update_project(project_dir, overrides or [], profile, dry_run=dry_run)
+        result = update_project(project_dir, overrides or [], profile, dry_run=dry_run, adopt=adopt)
         _print_update(result)
 
 
@@ -326,7 +335,9 @@ def _print_diff(result: DiffResult) -> None:
         merge = "conflict" if name in result.conflicts else "clean"
         table.add_row(name, result.changes.kind(name), mine, merge)
     out.print(table)
-    base = f"base render {result.base[:12]}" if result.base else "no render commit: will adopt"
+    base = f"base render {result.base[:12]}" if result.base else "no trusted base: --adopt"
+    if result.adopt_reason:  # issue 14: say why there is no base (one line, on stderr)
+        print(f"note: {result.adopt_reason}", file=sys.stderr)
     out.print(
         f"{len(result.changes.files)} file(s) behind the mlops-scaffold {result.version} "
         f"template ({base}); {len(result.conflicts)} would conflict.",

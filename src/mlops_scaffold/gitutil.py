@@ -15,6 +15,9 @@ from .errors import ProjectError, ToolMissingError
 
 TEMPLATE_BRANCH = "mlops-scaffold/template"
 RENDER_TRAILER = "Mlops-Scaffold-Template-Render"
+# The id of the tree the template rendered, recorded next to RENDER_TRAILER so that
+# ``update`` can tell a pristine render commit from one rewritten later (amended, squashed).
+TREE_TRAILER = "Mlops-Scaffold-Template-Tree"
 _FALLBACK_NAME = "mlops-scaffold"
 _FALLBACK_EMAIL = "mlops-scaffold@localhost"
 
@@ -65,6 +68,7 @@ def git(
         env=env or git_env(),
         capture_output=True,
         text=True,
+        errors="surrogateescape",  # file names and messages need not be UTF-8
         check=False,
     )
     if check and result.returncode != 0:
@@ -74,6 +78,10 @@ def git(
     return result
 
 
-def commit_message(summary: str, version: str) -> str:
-    """Commit message of a pristine render, with the trailer ``update`` searches for."""
-    return f"{summary}\n\n{RENDER_TRAILER}: {version}\n"
+def commit_message(summary: str, version: str, tree: str) -> str:
+    """Commit message of a pristine render: the trailers ``update`` searches for and checks.
+
+    ``tree`` is the id of the rendered tree; a commit whose tree differs from it is no
+    longer the render (it was amended or squashed) and is never used as a merge base.
+    """
+    return f"{summary}\n\n{RENDER_TRAILER}: {version}\n{TREE_TRAILER}: {tree}\n"

@@ -128,17 +128,17 @@ def create_project(
 
 
 def _initial_commit(project: Path, stack: Stack) -> None:
+    """Commit the pristine render on ``main`` and the template branch, recording its tree.
+
+    ``commit-tree`` rather than ``commit``: no hook (a user's ``init.templateDir`` may
+    install some) can change the files or the message between the render and the commit.
+    """
     env = git_env()
     git(project, "init", "--quiet", "--initial-branch=main", env=env)
     git(project, "add", "--all", env=env)
+    tree = git(project, "write-tree", env=env).stdout.strip()
     summary = f"Generate project with mlops-scaffold {__version__} (profile {stack.name})"
-    git(
-        project,
-        "commit",
-        "--quiet",
-        "--no-verify",
-        "-m",
-        commit_message(summary, __version__),
-        env=env,
-    )
+    message = commit_message(summary, __version__, tree)
+    commit = git(project, "commit-tree", tree, "-m", message, env=env).stdout.strip()
+    git(project, "update-ref", "refs/heads/main", commit, env=env)
     git(project, "branch", TEMPLATE_BRANCH, env=env)

@@ -3,27 +3,38 @@
 The mechanism is git's own three-way merge, with the template's renders as one side:
 
 * Every render of the template is kept as a *pristine render* commit: its tree is exactly
-  what the template produced, and its message carries the trailer
-  ``Mlops-Scaffold-Template-Render: <version>``. ``new`` makes the first one; each update
-  adds a child of the previous one on the branch ``mlops-scaffold/template``.
-* ``update`` finds the newest render commit in the history of ``HEAD`` (the *base*; found by
-  its trailer, not from the branch, which an aborted merge leaves ahead and a fresh clone
-  may lack), renders the recorded answers with the installed template into an empty temp
-  dir, commits that tree as a child of the base through a temporary index (the user's
-  index and work tree are never touched), and ``git merge --no-ff``-s it into the current
-  branch. Git applies exactly what the template changed since the base, keeps everything
-  the user changed that the template did not, and stops with conflict markers (leaving
-  the merge in progress) where both changed the same thing - including modify/delete and
-  binary conflicts.
+  what the template produced, and its message carries the trailers
+  ``Mlops-Scaffold-Template-Render: <version>`` and ``Mlops-Scaffold-Template-Tree: <tree>``
+  (the id of the rendered tree). ``new`` makes the first one; each update adds a child of
+  the previous one on the branch ``mlops-scaffold/template``.
+* ``update`` finds the newest *trusted* render commit in the history of ``HEAD`` (the
+  *base*): one whose tree is a tree the tool rendered. A commit that carries the trailers
+  but whose tree differs (amended, squashed into, cherry-picked onto user commits) holds
+  user edits: merging from it would take them for template content and undo them, so it
+  is never a base. Render commits made before the tree was recorded (legacy) are trusted
+  when their tree is the tree of a render commit on the ``mlops-scaffold/template`` branch
+  (local or a remote's), which only the tool commits to.
+* It renders the recorded answers with the installed template into an empty temp dir,
+  commits that tree as a child of the base through a temporary index (the user's index
+  and work tree are never touched), checks that the merge would not overwrite or delete
+  any untracked or ignored file (including files standing where the merge needs a
+  directory, and directories where it writes a file), and ``git merge --no-ff``-s it into
+  the current branch. Git applies exactly what the template changed since the base, keeps
+  everything the user changed that the template did not, and stops with conflict markers
+  (leaving the merge in progress) where both changed the same thing.
 * Whether there is anything to do is decided by content: a render whose tree equals the
   base's tree (apart from the version stamp and the template's path in the answers file)
   is a no-op, whatever the version strings say.
-* A project that has no render commit in its history (generated with ``--no-git``, or
-  committed by hand) is *adopted*: the current template's render becomes a parentless
-  render commit merged with ``--allow-unrelated-histories``. With no common ancestor git
+* Without a trusted base ``update`` refuses, saying why: a shallow clone (deepen it), a
+  rewritten render commit, or none at all (``--no-git`` projects committed by hand). With
+  ``adopt=True`` (``update --adopt``) the current template's render becomes a parentless
+  render commit merged with ``--allow-unrelated-histories``: with no common ancestor git
   cannot tell the user's edits from template changes, so every difference between the
   project and the template is shown as a conflict to resolve once; later updates have a
   real base.
+* One update at a time: an exclusive ``flock`` on the repository's git directory (shared
+  for ``diff`` and dry runs, which may run side by side). The kernel releases it when the
+  process ends, so a killed run never leaves a stale lock.
 
 ``diff_project`` and ``update_project(dry_run=True)`` do the same work with git's objects
 written to a temporary object directory, so nothing is written to the project.
@@ -31,7 +42,10 @@ written to a temporary object directory, so nothing is written to the project.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import re
+import stat
 import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -42,9 +56,16 @@ from typing import Any
 
 from . import __version__
 from .errors import MergeConflictError, ProjectError
-from .gitutil import RENDER_TRAILER, TEMPLATE_BRANCH, commit_message, git, git_env
+from .gitutil import (
+    RENDER_TRAILER,
+    TEMPLATE_BRANCH,
+    TREE_TRAILER,
+    commit_message,
+    git,
+    git_env,
+)
 from .project import project_answers
-from .render import ANSWERS_FILE, read_answers, render
+from .render import ANSWERS_FILE, render
 from .stacks import Stack, load_stack, stack_from_answers
 
 UP_TO_DATE = "up-to-date"
@@ -52,9 +73,15 @@ UPDATED = "updated"
 ADOPTED = "adopted"
 DRY_RUN = "dry-run"
 
+TEMPLATE_BRANCH_REF = f"refs/heads/{TEMPLATE_BRANCH}"
 ADOPT_HINT = (
     "git init && git add -A && git commit -m 'Adopt generated project', "
-    "then run `mlops-scaffold update` again"
+    "then run `mlops-scaffold update --adopt`"
+)
+ADOPTION_MEANS = (
+    "`mlops-scaffold update --adopt` merges the template without a base: every difference "
+    "between your project and the template is shown once as a conflict to resolve, and "
+    "later updates are ordinary merges again"
 )
 # Variables that would point git somewhere else than the project (e.g. inside a git hook).
 _REDIRECTING_VARS = (
@@ -77,6 +104,9 @@ _OPERATIONS = {
 }
 _SRC_PATH_LINE = re.compile(r"^_src_path:.*$", re.MULTILINE)
 _VERSION_LINE = re.compile(r"^scaffold_version:.*$", re.MULTILINE)
+_TREE_LINE = re.compile(rf"^{TREE_TRAILER}: *([0-9a-f]{{40,64}}) *$", re.MULTILINE)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_PROJECT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 
 
 @dataclass(frozen=True)
@@ -101,7 +131,11 @@ class Changes:
 
 @dataclass(frozen=True)
 class DiffResult:
-    """What an update would change in a project; nothing was written to it."""
+    """What an update would change in a project; nothing was written to it.
+
+    ``adopt_reason`` says why there is no trusted base when ``base`` is None (the
+    changes then are those an ``update --adopt`` would merge).
+    """
 
     project: Path
     version: str
@@ -110,6 +144,7 @@ class DiffResult:
     changes: Changes
     user_changed: list[str]
     conflicts: list[str]
+    adopt_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -137,8 +172,13 @@ class _Repo:
 
     root: Path
     git_dir: Path
-    objects: Path
+    common_dir: Path
     env: dict[str, str]
+
+    @property
+    def objects(self) -> Path:
+        """The repository's object directory (shared by its worktrees)."""
+        return self.common_dir / "objects"
 
     def run(
         self, *args: str, extra: dict[str, str] | None = None, cwd: Path | None = None
@@ -155,6 +195,14 @@ class _Repo:
     def out(self, *args: str, extra: dict[str, str] | None = None) -> str:
         """Return the standard output of a git command, stripped."""
         return self.run(*args, extra=extra).stdout.strip()
+
+
+@dataclass(frozen=True)
+class _Base:
+    """The trusted render commit to merge from, or why there is none."""
+
+    commit: str | None
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -176,6 +224,7 @@ def update_project(
     profile: str | None = None,
     dry_run: bool = False,
     *,
+    adopt: bool = False,
     template: Path | None = None,
 ) -> UpdateResult:
     """Merge what the installed template changed since the project's last render.
@@ -183,24 +232,37 @@ def update_project(
     ``overrides`` (``KEY=VALUE``) change recorded answers and ``profile`` switches to a
     built-in profile (keeping ``project_name``); components they add or drop arrive
     through the same merge. Raises :class:`ProjectError` before touching anything when the
-    directory is not a clean, generated project at the top of its own git repository, and
+    directory is not a clean, generated project at the top of its own git repository, on
+    a branch, with a trusted render commit in its history (or ``adopt``), and when the
+    merge would overwrite or delete untracked or ignored files; raises
     :class:`MergeConflictError` (merge left in progress) when the merge conflicts.
     ``dry_run`` reports what would change and writes nothing.
     """
-    repo = _open(project_dir, require_clean=True)
-    answers = _answers(repo.root, overrides, profile)
-    with _workspace() as workdir:
-        extra = _quarantine(repo, workdir) if dry_run else {}
-        rendered = _render_and_commit(repo, answers, workdir, extra, template)
-        if rendered.current:
-            return _result(repo, UP_TO_DATE, rendered, None)
-        if dry_run:
-            conflicts = _predict_conflicts(repo, rendered, extra)
-            return _result(repo, DRY_RUN, rendered, None, conflicts)
-        _check_ignored_clashes(repo, rendered.changes)
-        repo.run("update-ref", f"refs/heads/{TEMPLATE_BRANCH}", rendered.commit)
-        merged = _merge(repo, rendered)
-        return _result(repo, ADOPTED if rendered.base is None else UPDATED, rendered, merged)
+    repo = _open(project_dir)
+    with _locked(repo, shared=dry_run):
+        _require_commit(repo)
+        _require_no_operation(repo)
+        if not dry_run:
+            _require_branch(repo)
+        _require_clean(repo)
+        answers = _answers(repo.root, overrides, profile)
+        base = _find_trusted_base(repo)
+        if base.commit is None and not adopt:
+            raise ProjectError(base.reason)
+        with _workspace() as workdir:
+            extra = _quarantine(repo, workdir / "dry-run") if dry_run else {}
+            rendered = _render_and_commit(repo, base.commit, answers, workdir, extra, template)
+            if rendered.current:
+                return _result(repo, UP_TO_DATE, rendered, None)
+            predicted = extra or _quarantine(repo, workdir / "predict")
+            merge_tree, conflicts = _merge_tree(repo, rendered, predicted)
+            if dry_run:
+                return _result(repo, DRY_RUN, rendered, None, conflicts)
+            written = _merge_writes(repo, rendered.changes, merge_tree, conflicts, predicted)
+            _check_untracked_clashes(repo, written)
+            repo.run("update-ref", f"refs/heads/{TEMPLATE_BRANCH}", rendered.commit)
+            merged = _merge(repo, rendered)
+    return _result(repo, ADOPTED if rendered.base is None else UPDATED, rendered, merged)
 
 
 def diff_project(
@@ -215,27 +277,41 @@ def diff_project(
     ``changes`` are the template's changes since the base render, ``user_changed`` those
     of them the user also changed since then, and ``conflicts`` the files a merge would
     actually conflict on (``git merge-tree``). ``behind`` is true when an update would
-    change something (always for a project without a render commit to adopt).
+    change something (always when there is no trusted base: then ``adopt_reason`` says
+    why, and the changes are those of an adoption). A shallow clone without a trusted
+    base is refused: what is missing is the history, not the render.
     """
-    repo = _open(project_dir, require_clean=False)
-    answers = _answers(repo.root, overrides, profile)
-    with _workspace() as workdir:
-        extra = _quarantine(repo, workdir)
-        rendered = _render_and_commit(repo, answers, workdir, extra, template)
-        if rendered.current:
-            return DiffResult(repo.root, __version__, rendered.base, False, Changes(), [], [])
-        conflicts = _predict_conflicts(repo, rendered, extra)
-        user_changed = _user_changed(repo, rendered)
+    repo = _open(project_dir)
+    with _locked(repo, shared=True):
+        _require_commit(repo)
+        answers = _answers(repo.root, overrides, profile)
+        base = _find_trusted_base(repo)
+        if base.commit is None and _is_shallow(repo):
+            raise ProjectError(base.reason)
+        with _workspace() as workdir:
+            extra = _quarantine(repo, workdir / "quarantine")
+            rendered = _render_and_commit(repo, base.commit, answers, workdir, extra, template)
+            if rendered.current:
+                return DiffResult(repo.root, __version__, rendered.base, False, Changes(), [], [])
+            _, conflicts = _merge_tree(repo, rendered, extra)
+            user_changed = _user_changed(repo, rendered)
     return DiffResult(
-        repo.root, __version__, rendered.base, True, rendered.changes, user_changed, conflicts
+        repo.root,
+        __version__,
+        rendered.base,
+        True,
+        rendered.changes,
+        user_changed,
+        conflicts,
+        base.reason or None,
     )
 
 
 # ---- checks before anything is touched -------------------------------------------
 
 
-def _open(project_dir: Path, *, require_clean: bool) -> _Repo:
-    """Check that ``project_dir`` is a generated project we may work on and open its repo."""
+def _open(project_dir: Path) -> _Repo:
+    """Check that ``project_dir`` is a generated project at the top of its own repository."""
     project = project_dir.expanduser().resolve()
     if not project.is_dir():
         raise ProjectError(f"{project}: not a directory")
@@ -244,12 +320,7 @@ def _open(project_dir: Path, *, require_clean: bool) -> _Repo:
             f"{project}: not a generated project ({ANSWERS_FILE} is missing); "
             "update works on projects created by `mlops-scaffold new`"
         )
-    repo = _repository(project)
-    _require_commit(repo)
-    if require_clean:
-        _require_no_operation(repo)
-        _require_clean(repo)
-    return repo
+    return _repository(project)
 
 
 def _clean_env() -> dict[str, str]:
@@ -279,8 +350,36 @@ def _repository(project: Path) -> _Repo:
             "update merges into the project's own history: copy the project out and "
             f"adopt it there: {ADOPT_HINT}"
         )
-    objects = (project / common).resolve() / "objects"
-    return _Repo(project, Path(git_dir), objects, env)
+    return _Repo(project, Path(git_dir), (project / common).resolve(), env)
+
+
+@contextmanager
+def _locked(repo: _Repo, *, shared: bool) -> Iterator[None]:
+    """Hold the repository's update lock (shared: diff, dry run; exclusive: update).
+
+    The lock is a ``flock`` on the repository's git directory itself (shared by its
+    worktrees): nothing is created, and the kernel releases it when the process ends, so
+    a killed update never leaves a stale lock behind.
+    """
+    path = repo.common_dir
+    try:
+        handle = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        raise ProjectError(f"{path}: cannot open the git directory ({exc.strerror})") from None
+    try:
+        try:
+            fcntl.flock(handle, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ProjectError(
+                f"{repo.root}: another `mlops-scaffold update` or `diff` is running on this "
+                f"repository (it holds a lock on {path}); wait for it to finish and run "
+                "this again"
+            ) from None
+        except OSError as exc:
+            raise ProjectError(f"{path}: cannot lock the git directory ({exc.strerror})") from None
+        yield
+    finally:
+        os.close(handle)
 
 
 def _require_commit(repo: _Repo) -> None:
@@ -298,6 +397,27 @@ def _require_no_operation(repo: _Repo) -> None:
                 f"{repo.root}: {operation} is in progress; finish it (resolve, then "
                 "`git commit`) or abort it (e.g. `git merge --abort`) before updating"
             )
+    branch = repo.probe("symbolic-ref", "--quiet", "HEAD").stdout.strip()
+    locks = [repo.git_dir / "index.lock", repo.git_dir / "HEAD.lock"]
+    locks += [repo.common_dir / "packed-refs.lock", repo.common_dir / f"{TEMPLATE_BRANCH_REF}.lock"]
+    if branch:
+        locks.append(repo.common_dir / f"{branch}.lock")
+    for lock in locks:
+        if lock.exists():
+            raise ProjectError(
+                f"{repo.root}: git's lock {lock} exists: another git command is running, or "
+                "one was interrupted; when no git command is running, delete it and run "
+                "update again"
+            )
+
+
+def _require_branch(repo: _Repo) -> None:
+    if repo.probe("symbolic-ref", "--quiet", "HEAD").returncode != 0:
+        raise ProjectError(
+            f"{repo.root}: HEAD is detached (not on a branch), so the update's merge commit "
+            "would belong to no branch; switch to your branch (git switch NAME, or "
+            "git switch -c NAME to create one here) and run update again"
+        )
 
 
 def _require_clean(repo: _Repo) -> None:
@@ -315,11 +435,63 @@ def _require_clean(repo: _Repo) -> None:
 # ---- answers -----------------------------------------------------------------------
 
 
+def read_recorded_answers(project: Path) -> dict[str, Any]:
+    """Read and check a project's recorded answers; one-line ProjectError when unusable.
+
+    The free-text answers must be text on one line without control characters: they are
+    rendered into TOML, YAML and Markdown files, where a line break changes the structure.
+    """
+    import yaml
+
+    path = project / ANSWERS_FILE
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProjectError(
+            f"{path}: not UTF-8 text (byte {exc.start}); restore it "
+            f"(git checkout -- {ANSWERS_FILE}) and change answers with --set"
+        ) from None
+    except OSError as exc:
+        raise ProjectError(f"{path}: cannot read the answers file ({exc.strerror})") from None
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ProjectError(
+            f"{path}: not valid YAML{where}; restore it (git checkout -- {ANSWERS_FILE}) "
+            "and change answers with --set"
+        ) from None
+    if not isinstance(loaded, dict):
+        raise ProjectError(
+            f"{path}: must be a YAML mapping of answers (key: value), found {type(loaded).__name__}"
+        )
+    name = loaded.get("project_name")
+    if name is not None and not (isinstance(name, str) and _PROJECT_NAME.fullmatch(name)):
+        raise ProjectError(
+            f"{path}: project_name {str(name)!r} must start with a letter and contain only "
+            "letters, digits, '-' and '_'"
+        )
+    description = loaded.get("description")
+    if description is not None and not (
+        isinstance(description, str) and not _CONTROL.search(description)
+    ):
+        raise ProjectError(
+            f"{path}: description must be text on one line without control characters "
+            f"(got {description!r:.60})"
+        )
+    return loaded
+
+
 def _answers(project: Path, overrides: Sequence[str], profile: str | None) -> dict[str, Any]:
     """Every answer to render with: the recorded ones, the stack's, the installed version."""
-    recorded = read_answers(project)
+    recorded = read_recorded_answers(project)
     stack = _target_stack(recorded, overrides, profile)
-    answers = {key: value for key, value in recorded.items() if not key.startswith("_")}
+    answers = {
+        key: value
+        for key, value in recorded.items()
+        if isinstance(key, str) and not key.startswith("_")
+    }
     answers.update(project_answers(stack, project))
     answers["project_name"] = recorded.get("project_name", project.name)
     answers["scaffold_version"] = __version__
@@ -332,6 +504,101 @@ def _target_stack(recorded: dict[str, Any], overrides: Sequence[str], profile: s
     return stack_from_answers(recorded, list(overrides))
 
 
+# ---- the base: a render commit whose tree is still the render's ---------------------
+
+
+def find_base(project_dir: Path) -> str | None:
+    """Return the newest trusted render commit in the history of ``HEAD``, if any."""
+    return _find_trusted_base(_repository(project_dir.expanduser().resolve())).commit
+
+
+def _render_commits(repo: _Repo, revisions: list[str]) -> list[tuple[str, str, str | None]]:
+    """(commit, tree, recorded tree or None) of render commits reachable from revisions."""
+    if not revisions:
+        return []
+    listing = repo.out(
+        "log",
+        "-z",
+        "--topo-order",
+        "--no-merges",
+        f"--grep=^{RENDER_TRAILER}:",
+        "--format=%H%x1f%T%x1f%B",
+        *revisions,
+        "--",
+    )
+    rows = []
+    for record in listing.split("\0"):
+        if not record.strip():
+            continue
+        commit, tree, message = record.strip("\n").split("\x1f", 2)
+        recorded = _TREE_LINE.findall(message)
+        rows.append((commit, tree, recorded[-1] if recorded else None))
+    return rows
+
+
+def _template_refs(repo: _Repo) -> list[str]:
+    """Return the template branch and the remotes' copies of it that exist."""
+    listing = repo.out("for-each-ref", "--format=%(refname)", "refs/heads/", "refs/remotes/")
+    return [
+        ref
+        for ref in listing.splitlines()
+        if ref == f"refs/heads/{TEMPLATE_BRANCH}"
+        or (ref.startswith("refs/remotes/") and ref.endswith(f"/{TEMPLATE_BRANCH}"))
+    ]
+
+
+def _is_shallow(repo: _Repo) -> bool:
+    return repo.out("rev-parse", "--is-shallow-repository") == "true"
+
+
+def _find_trusted_base(repo: _Repo) -> _Base:
+    """Find the newest render commit in ``HEAD``'s history whose tree is a pristine render.
+
+    Pristine trees are those recorded in a render commit's tree trailer, and, for render
+    commits made before trees were recorded, the trees of render commits on the template
+    branch (the tool's own; amending, squashing or rebasing on the user's branch never
+    moves it). A trailer-carrying commit with any other tree holds user edits and is
+    skipped: a merge based on it would take them for template content and undo them.
+    """
+    candidates = _render_commits(repo, ["HEAD"])
+    refs = _template_refs(repo)
+    on_branch = _render_commits(repo, refs)
+    pristine = {recorded for _, _, recorded in candidates + on_branch if recorded}
+    pristine |= {tree for _, tree, recorded in on_branch if recorded is None}
+    for commit, tree, _ in candidates:
+        if tree in pristine:
+            return _Base(commit)
+    root = repo.root
+    if _is_shallow(repo):
+        return _Base(
+            None,
+            f"{root}: this is a shallow clone and its history does not reach a render "
+            "commit of the template, the base of the merge; deepen it "
+            "(git fetch --unshallow) and run update again",
+        )
+    if not candidates:
+        return _Base(
+            None,
+            f"{root}: no render commit of the template in the history of HEAD (generated "
+            f"with --no-git, or the history was replaced); {ADOPTION_MEANS}",
+        )
+    newest = candidates[0][0][:12]
+    if not refs and all(recorded is None for _, _, recorded in candidates):
+        return _Base(
+            None,
+            f"{root}: the render commit {newest}, made by an older mlops-scaffold, can only "
+            f"be checked against the {TEMPLATE_BRANCH} branch, which this clone lacks; fetch "
+            f"it (git fetch origin {TEMPLATE_BRANCH}:{TEMPLATE_BRANCH}) and run update "
+            f"again, or: {ADOPTION_MEANS}",
+        )
+    return _Base(
+        None,
+        f"{root}: the render commit {newest} was rewritten (amended, squashed or rebased: "
+        "its files are no longer the template's render), so there is no trustworthy merge "
+        f"base; {ADOPTION_MEANS}",
+    )
+
+
 # ---- rendering and the render commit ------------------------------------------------
 
 
@@ -341,49 +608,25 @@ def _workspace() -> Iterator[Path]:
         yield Path(scratch)
 
 
-def _quarantine(repo: _Repo, workdir: Path) -> dict[str, str]:
-    """Env that makes git write new objects to ``workdir`` while reading the project's."""
-    objects = workdir / "objects"
-    objects.mkdir()
+def _quarantine(repo: _Repo, directory: Path) -> dict[str, str]:
+    """Env that makes git write new objects to ``directory`` while reading the project's."""
+    objects = directory / "objects"
+    objects.mkdir(parents=True)
     return {
         "GIT_OBJECT_DIRECTORY": str(objects),
         "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(repo.objects),
     }
 
 
-def find_base(project_dir: Path) -> str | None:
-    """Return the newest pristine render commit in the history of ``HEAD``, if any."""
-    return _find_base(_repository(project_dir.expanduser().resolve()))
-
-
-def _find_base(repo: _Repo) -> str | None:
-    """Find the newest genuine render commit reachable from ``HEAD``.
-
-    A genuine render has no parent (``new``, adoption) or only render parents (``update``).
-    A commit that carries the trailer but sits on a user commit is a rebased or
-    cherry-picked copy whose tree is not a pristine render; it is skipped, because a merge
-    based on it would undo the user's edits.
-    """
-    listing = repo.out(
-        "rev-list", "--topo-order", "--no-merges", "--parents", f"--grep=^{RENDER_TRAILER}:", "HEAD"
-    )
-    rows = [line.split() for line in listing.splitlines()]
-    renders = {row[0] for row in rows}
-    for commit, *parents in rows:
-        if all(parent in renders for parent in parents):
-            return commit
-    return None
-
-
 def _render_and_commit(
     repo: _Repo,
+    base: str | None,
     answers: dict[str, Any],
     workdir: Path,
     extra: dict[str, str],
     template: Path | None,
 ) -> _Render:
     """Render into ``workdir``, compare with the base render and commit the new tree."""
-    base = _find_base(repo)
     reference = _answers_text(repo, base or "HEAD")
     rendered = workdir / "render"
     render(answers, rendered, template=template)
@@ -398,7 +641,10 @@ def _render_and_commit(
 
 
 def _answers_text(repo: _Repo, revision: str) -> str:
-    shown = repo.probe("show", f"{revision}:{ANSWERS_FILE}")
+    try:
+        shown = repo.probe("show", f"{revision}:{ANSWERS_FILE}")
+    except UnicodeDecodeError:
+        return ""
     return shown.stdout if shown.returncode == 0 else ""
 
 
@@ -481,15 +727,18 @@ def _commit(
     if base is None:
         summary += " to adopt the project"
     parents = ["-p", base] if base is not None else []
-    message = commit_message(summary, __version__)
+    message = commit_message(summary, __version__, tree)
     return repo.out("commit-tree", tree, *parents, "-m", message, extra=extra)
 
 
 # ---- merging ------------------------------------------------------------------------
 
 
-def _predict_conflicts(repo: _Repo, rendered: _Render, extra: dict[str, str]) -> list[str]:
-    """Files ``git merge`` would conflict on, from an in-memory ``git merge-tree``."""
+def _merge_tree(repo: _Repo, rendered: _Render, extra: dict[str, str]) -> tuple[str, list[str]]:
+    """Return the tree ``git merge`` would produce and the files it would conflict on.
+
+    Computed in memory by ``git merge-tree`` (its objects go to the quarantine ``extra``).
+    """
     unrelated = ["--allow-unrelated-histories"] if rendered.base is None else []
     result = repo.probe(
         "merge-tree",
@@ -505,8 +754,8 @@ def _predict_conflicts(repo: _Repo, rendered: _Render, extra: dict[str, str]) ->
     if result.returncode not in (0, 1):
         detail = (result.stderr or result.stdout).strip().splitlines()
         raise ProjectError(f"git merge-tree failed in {repo.root}: {detail[-1] if detail else ''}")
-    names = result.stdout.split("\0")[1:]
-    return sorted({name for name in names if name})
+    tree, *names = result.stdout.split("\0")
+    return tree.strip(), sorted({name for name in names if name})
 
 
 def _user_changed(repo: _Repo, rendered: _Render) -> list[str]:
@@ -520,22 +769,78 @@ def _user_changed(repo: _Repo, rendered: _Render) -> list[str]:
     return [path for path in rendered.changes.files if path in mine]
 
 
-def _check_ignored_clashes(repo: _Repo, changes: Changes) -> None:
-    """Refuse when the template writes a path the user keeps as an ignored, untracked file.
+def _merge_writes(
+    repo: _Repo, changes: Changes, merge_tree: str, conflicts: list[str], extra: dict[str, str]
+) -> list[str]:
+    """Return every path the merge may write into the work tree.
 
-    ``git merge`` would overwrite such a file silently.
+    The template's additions and modifications, what differs between ``HEAD`` and the
+    merge's tree (which also holds git's own placements: renamed directories, ``path~side``
+    copies of file/directory conflicts) and the conflicted files.
     """
-    written = [*changes.added, *changes.modified]
-    candidates = [path for path in written if (repo.root / path).exists()]
-    if not candidates:
+    listing = repo.out(
+        "diff-tree", "-r", "-z", "--no-renames", "--name-only", "HEAD", merge_tree, extra=extra
+    )
+    paths = {path for path in listing.split("\0") if path}
+    return sorted(paths | set(changes.added) | set(changes.modified) | set(conflicts))
+
+
+def _check_untracked_clashes(repo: _Repo, written: list[str]) -> None:
+    """Refuse when the merge would overwrite or delete content git does not track.
+
+    Git overwrites ignored files silently, and deletes an ignored file that stands where
+    it needs a directory (``docs`` for ``docs/new.md``) or ignored files inside a
+    directory where it writes a file. Tracked content in the way is git's business: it
+    reports a conflict and keeps both sides.
+    """
+    if not written:
         return
-    tracked = set(repo.out("ls-files", "-z", "--", *candidates).split("\0"))
-    clashes = [path for path in candidates if path not in tracked]
-    if clashes:
+    tracked = set(repo.out("ls-tree", "-r", "-z", "--name-only", "HEAD").split("\0"))
+    problems: list[str] = []
+    checked: set[str] = set()
+    for path in written:
+        parts = path.split("/")
+        for depth in range(1, len(parts) + 1):
+            current = "/".join(parts[:depth])
+            if current in checked:
+                continue
+            checked.add(current)
+            try:
+                mode = os.lstat(repo.root / current).st_mode
+            except (FileNotFoundError, NotADirectoryError):
+                break
+            leaf = depth == len(parts)
+            if stat.S_ISDIR(mode):
+                if leaf and current not in tracked:
+                    untracked = _untracked_under(repo, current)
+                    if untracked:
+                        problems.append(
+                            f"{current}/ (a directory holding {untracked[0]}, which git does "
+                            "not track, where the template writes a file)"
+                        )
+                continue
+            if current not in tracked:
+                needs = "" if leaf else f" where the template needs a directory for {path}"
+                problems.append(f"{current} (an untracked or ignored file{needs})")
+            break
+    if problems:
+        shown = "; ".join(_one_line(problem) for problem in problems[:3])
+        more = f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
         raise ProjectError(
-            f"{repo.root}: the template writes {', '.join(clashes)}, which your work tree "
-            "holds as untracked files ignored by git; move them away and run update again"
+            f"{repo.root}: the update would overwrite or delete files git does not track: "
+            f"{shown}{more}; move them away (or commit them) and run update again"
         )
+
+
+def _one_line(text: str) -> str:
+    """Quote text holding a line break or another control character (a file name may)."""
+    return repr(text) if _CONTROL.search(text) else text
+
+
+def _untracked_under(repo: _Repo, directory: str) -> list[str]:
+    """Untracked files, ignored ones included, under ``directory`` of the work tree."""
+    listing = repo.out("ls-files", "--others", "-z", "--", f"{directory}/")
+    return sorted(path for path in listing.split("\0") if path)
 
 
 def _merge(repo: _Repo, rendered: _Render) -> str:

@@ -169,3 +169,74 @@ def test_cli_dirty_tree_is_refused(runner: CliRunner, project: Path) -> None:
     assert result.exit_code == 1
     assert "uncommitted changes" in result.stderr
     assert (project / "README.md").read_text() == "unsaved\n"
+
+
+def adoptable(project: Path) -> None:
+    """Make the project's history one without a render commit (as if committed by hand)."""
+    run_git(project, "checkout", "-q", "--orphan", "mine")
+    commit_all(project, "Adopt generated project")
+
+
+def test_cli_update_without_a_trusted_base_needs_adopt(
+    runner: CliRunner, project: Path, installed: FixtureTemplate
+) -> None:
+    adoptable(project)
+    installed.write("docs/new.md", "New.\n")
+    head = run_git(project, "rev-parse", "HEAD")
+
+    refused = runner.invoke(app, ["update", str(project)])
+    preview = runner.invoke(app, ["diff", str(project)])
+
+    assert refused.exit_code == 1
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert "no render commit" in refused.stderr and "update --adopt" in refused.stderr
+    assert run_git(project, "rev-parse", "HEAD") == head
+    assert preview.exit_code == 0, preview.output
+    assert preview.stderr.startswith("note: ") and "update --adopt" in preview.stderr
+    assert "no trusted base: --adopt" in preview.stdout
+
+    adopted = runner.invoke(app, ["update", str(project), "--adopt"])
+
+    assert adopted.exit_code == 0, adopted.output
+    assert adopted.stdout.startswith("Adopted ")
+    assert (project / "docs" / "new.md").read_text() == "New.\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"tuning: [optuna\n", "not valid YAML at line 2"),
+        (b"tuning: caf\xe9\n", "not UTF-8 text (byte 11)"),
+        (b"- a\n- list\n", "must be a YAML mapping of answers (key: value), found list"),
+        (b"project_name: 'a b'\n", "project_name 'a b' must start with a letter"),
+        (b"description: [1, 2]\n", "description must be text on one line"),
+    ],
+)
+def test_cli_bad_answers_file_is_one_line(
+    runner: CliRunner, project: Path, content: bytes, message: str
+) -> None:
+    (project / ".copier-answers.yml").write_bytes(content)
+    commit_all(project, "break the answers")
+
+    for command in ("update", "diff"):
+        result = runner.invoke(app, [command, str(project)])
+
+        assert result.exit_code == 1, result.output
+        assert result.stderr.startswith(f"error: {project / '.copier-answers.yml'}: ")
+        assert message in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cli_detached_head_is_refused_but_diff_works(
+    runner: CliRunner, project: Path, installed: FixtureTemplate
+) -> None:
+    installed.write("docs/new.md", "New.\n")
+    run_git(project, "switch", "-q", "--detach")
+
+    refused = runner.invoke(app, ["update", str(project)])
+
+    assert refused.exit_code == 1
+    assert "HEAD is detached" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert runner.invoke(app, ["diff", str(project), "--exit-code"]).exit_code == 1
+    assert not (project / "docs").exists()

@@ -8,7 +8,7 @@ import pytest
 
 from mlops_scaffold import update as update_module
 from mlops_scaffold.errors import MergeConflictError
-from mlops_scaffold.gitutil import RENDER_TRAILER, TEMPLATE_BRANCH
+from mlops_scaffold.gitutil import RENDER_TRAILER, TEMPLATE_BRANCH, TREE_TRAILER
 from mlops_scaffold.update import UpdateResult, find_base, update_project
 
 from .helpers import LOGO, FixtureTemplate, commit_all, rendered_readme, run_git, status
@@ -28,6 +28,19 @@ def edit(path: Path, old: str, new: str) -> None:
 
 def parents(project: Path, revision: str = "HEAD") -> list[str]:
     return run_git(project, "rev-list", "--parents", "-n1", revision).split()[1:]
+
+
+def test_new_and_update_record_the_rendered_tree(project: Path, template: FixtureTemplate) -> None:
+    first = run_git(project, "log", "-1", "--format=%B%x00%T", "main").split("\0")
+    assert f"{RENDER_TRAILER}: " in first[0]
+    assert f"{TREE_TRAILER}: {first[1].strip()}\n" in first[0]
+    template.write("docs/new.md", "New.\n")
+
+    render_commit = str(update(project, template).render_commit)
+
+    message = run_git(project, "log", "-1", "--format=%B", render_commit)
+    tree = run_git(project, "rev-parse", f"{render_commit}^{{tree}}").strip()
+    assert f"{TREE_TRAILER}: {tree}\n" in message
 
 
 def test_clean_merge_keeps_user_edits_in_other_lines(

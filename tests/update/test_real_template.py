@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
-from mlops_scaffold.project import create_project, plan_project
+from mlops_scaffold.project import create_project, plan_project, project_answers
+from mlops_scaffold.render import render
 from mlops_scaffold.stacks import load_stack
 from mlops_scaffold.update import update_project
 
@@ -33,3 +35,15 @@ def test_switching_tuning_off_removes_its_files_and_keeps_the_edit(tmp_path: Pat
     assert "tuning: none\n" in (project / ".copier-answers.yml").read_text()
     assert status(project) == ""
     assert update_project(project).status == "up-to-date"
+
+
+def test_free_text_answers_are_escaped_in_pyproject(tmp_path: Path) -> None:
+    description = 'The "best" churn model \\ with ünïcode ✓ and a # sign'
+    answers = {**project_answers(load_stack(profile="startup"), tmp_path / "churn")}
+    answers["description"] = description
+
+    render(answers, tmp_path / "churn")
+
+    pyproject = tomllib.loads((tmp_path / "churn" / "pyproject.toml").read_text("utf-8"))
+    assert pyproject["project"]["description"] == description
+    assert description in (tmp_path / "churn" / "README.md").read_text("utf-8")

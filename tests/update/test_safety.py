@@ -118,8 +118,9 @@ def test_adopting_an_untouched_project_then_updating_it(
     )
     run_git(project, "init", "-q", "-b", "main")
     commit_all(project, "Adopt generated project")
+    refused(project, template, r"no render commit .* update --adopt` merges the template")
 
-    adopted = update_project(project, template=template.root)
+    adopted = update_project(project, adopt=True, template=template.root)
 
     assert adopted.status == "adopted"
     assert adopted.base is None
@@ -153,7 +154,7 @@ def test_adoption_shows_every_difference_as_a_conflict(
     template.write("docs/new.md", "New.\n")
 
     with pytest.raises(MergeConflictError) as caught:
-        update_project(project, template=template.root)
+        update_project(project, adopt=True, template=template.root)
 
     # Without a common ancestor git cannot know the edit is the user's: it asks.
     assert caught.value.files == ["README.md"]
@@ -177,7 +178,8 @@ def test_template_file_clashing_with_an_ignored_file_is_refused(
     refused(
         project,
         template,
-        "the template writes local.cfg, which your work tree holds as untracked files ignored",
+        r"would overwrite or delete files git does not track: local.cfg \(an untracked or "
+        "ignored file\\)",
     )
 
     assert (project / "local.cfg").read_text() == "my secrets\n"
@@ -207,6 +209,6 @@ def test_template_change_to_a_file_the_user_untracked_and_ignores_is_refused(
     (project / "notes.txt").write_text("my local notes\n")
     template.write("notes.txt", "Notes, revised by the template.\n")
 
-    refused(project, template, "the template writes notes.txt")
+    refused(project, template, r"does not track: notes.txt \(an untracked or ignored file\)")
 
     assert (project / "notes.txt").read_text() == "my local notes\n"
