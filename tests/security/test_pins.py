@@ -86,10 +86,14 @@ def test_base_images_are_exact_patch_releases_renovate_keeps_current(
 def test_images_run_unprivileged_with_a_healthcheck_decision(targets: dict[str, Path]) -> None:
     for name, root in projects(targets).items():
         for dockerfile in sorted((root / "docker").glob("*Dockerfile*")):
-            runtime = dockerfile.read_text().split("\nFROM ")[-1]
+            text = dockerfile.read_text()
+            runtime = text.split("\nFROM ")[-1]
             users = re.findall(r"^USER\s+(\S+)", runtime, re.MULTILINE)
             assert users and users[-1].split(":")[0] not in {"0", "root"}, (
                 f"{name}/{dockerfile.name}: last USER {users}")
             assert re.search(r"^HEALTHCHECK\s", runtime, re.MULTILINE), (
                 f"{name}/{dockerfile.name}: no HEALTHCHECK (NONE with a reason counts)")
-            assert not re.search(r"pip install(?!.*--no-cache-dir)", runtime), dockerfile.name
+            for line in re.findall(r"(?<!uv )pip install.*", text):
+                assert "--no-cache-dir" in line, f"{name}/{dockerfile.name}: {line}"
+            for line in re.findall(r"uv pip install.*", text):
+                assert "--no-cache" in line, f"{name}/{dockerfile.name}: {line}"
