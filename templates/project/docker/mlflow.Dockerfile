@@ -1,7 +1,11 @@
 # MLflow tracking server + model registry: SQLite store and proxied artifacts on the
 # /mlflow volume, one worker, no job runner (~0.5 GB instead of ~2.5 GB).
 
-FROM python:3.11-slim AS build
+# Base image: an exact Python patch release on Debian 12 (bookworm), never a floating
+# tag. Digests are not pinned here (the template is built and tested without a registry);
+# renovate.json at the project root has Renovate add the digest (pinDigests) and raise a
+# pull request for every new patch release or digest (see its descriptions).
+FROM python:3.11.17-slim-bookworm AS build
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -16,7 +20,7 @@ RUN pip install --no-cache-dir uv==0.13.8 \
         mlflow==3.17.2 numpy==2.4.6 pandas==2.3.3 pyarrow==25.0.1 scikit-learn==1.9.1
 
 
-FROM python:3.11-slim AS runtime
+FROM python:3.11.17-slim-bookworm AS runtime
 
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
