@@ -137,6 +137,9 @@ HELP: dict[tuple[str, ...], tuple[int, int, str]] = {
         "  --set KEY=VALUE      Override a slot or setting; repeatable.\n"
         "  -p, --profile <str>  Switch to this built-in profile (keeps project_name).\n"
         "  --dry-run            Show what would change; write nothing.\n"
+        "  --adopt              Without a trusted render commit (none, rewritten),\n"
+        "                       merge the template anyway: every difference shows once\n"
+        "                       as a conflict.\n"
         "  --help               Show this message and exit.\n",
     ),
     ("verify", "--help"): (
