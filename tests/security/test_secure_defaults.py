@@ -259,6 +259,7 @@ def test_telemetry_opt_outs_everywhere(projects: dict[str, Path], profile: str) 
         grafana = services["grafana"]["environment"]
         assert grafana["GF_ANALYTICS_REPORTING_ENABLED"] == "false"
         assert grafana["GF_ANALYTICS_CHECK_FOR_UPDATES"] == "false"
+        assert grafana["GF_PLUGINS_PREINSTALL_DISABLED"] == "true"
     # The Makefile exports them to every command it runs (no .env needed).
     printed = run(["make", "--no-print-directory", "--eval=print-env: ; @env", "print-env"],
                   project, UV="uv")
