@@ -11,15 +11,36 @@ DEMO_DIR ?= .demo/churn-demo
 export UV_PYTHON_DOWNLOADS ?= never
 export UV_LINK_MODE ?= copy
 
-.PHONY: help install lint test test-fast test-render test-e2e test-containers demo bench clean
+# uv builds every environment. Not on PATH (a fresh machine with Python, git and make)?
+# This pinned version is installed into .cache/uv-bootstrap and used from there.
+UV_VERSION := 0.13.8
+UV_BOOTSTRAP := $(CURDIR)/.cache/uv-bootstrap
+ifndef UV
+UV := $(or $(shell command -v uv 2>/dev/null),$(UV_BOOTSTRAP)/bin/uv)
+endif
+# The tests build generated projects' environments with this uv (tests/envs.py).
+export UV
+
+.PHONY: help uv install lint test test-fast test-render test-e2e test-containers demo bench clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-$(BIN)/mlops-scaffold: pyproject.toml
-	@command -v uv >/dev/null || { echo "uv is required: pip install uv" >&2; exit 1; }
-	uv venv --quiet --allow-existing --python $(PYTHON_VERSION) $(VENV)
-	uv pip install --quiet --compile-bytecode --python $(BIN)/python -e '.[dev]'
+$(UV_BOOTSTRAP)/bin/uv:
+	@echo "uv not found on PATH: installing uv==$(UV_VERSION) into $(UV_BOOTSTRAP)"
+	@rm -rf $(UV_BOOTSTRAP)
+	@{ python3 -m venv $(UV_BOOTSTRAP) >/dev/null 2>&1 && \
+		$(UV_BOOTSTRAP)/bin/python -m pip install --quiet --disable-pip-version-check 'uv==$(UV_VERSION)'; } || \
+	{ rm -rf $(UV_BOOTSTRAP) && python3 -m pip install --quiet --disable-pip-version-check \
+		--target $(UV_BOOTSTRAP) 'uv==$(UV_VERSION)'; } || \
+	{ echo "error: could not install uv==$(UV_VERSION) with python3 (needs python3-venv or pip): install uv yourself" >&2; exit 1; }
+
+uv: | $(UV) ## Install the pinned uv into .cache/uv-bootstrap unless uv is on PATH
+	@$(UV) --version
+
+$(BIN)/mlops-scaffold: pyproject.toml | $(UV)
+	$(UV) venv --quiet --allow-existing --python $(PYTHON_VERSION) $(VENV)
+	$(UV) pip install --quiet --compile-bytecode --python $(BIN)/python -e '.[dev]'
 	@touch $@
 
 install: $(BIN)/mlops-scaffold ## Create .venv with the tool (editable) and dev tools
@@ -47,7 +68,7 @@ test: lint ## Everything: lint, unit, update, render and end-to-end tests
 demo: install ## Generate the startup project into $(DEMO_DIR), set it up and verify it
 	rm -rf $(DEMO_DIR)
 	$(BIN)/mlops-scaffold new $(DEMO_DIR) --profile startup --defaults
-	$(MAKE) -C $(DEMO_DIR) setup
+	$(MAKE) -C $(DEMO_DIR) setup UV=$(UV)
 	$(BIN)/mlops-scaffold verify $(DEMO_DIR)
 
 bench: install ## Print the performance figures (benchmarks/)

@@ -19,7 +19,8 @@ ENVS_DIR = Path(os.environ.get("MLOPS_SCAFFOLD_TEST_ENVS", REPO_ROOT / ".cache" 
 
 
 def uv() -> str:
-    executable = shutil.which("uv")
+    """uv: ``$UV`` (the Makefile's, possibly the one it bootstrapped) or the one on PATH."""
+    executable = os.environ.get("UV") or shutil.which("uv")
     if executable is None:
         raise RuntimeError("uv is required to build generated projects' environments")
     return executable

@@ -103,6 +103,12 @@ def test_setup_dev_services_verify_on_real_services(
     project: Path, services_env: dict[str, str]
 ) -> None:
     make(project, "setup", 900)
+    # make setup ran make secrets: the secrets .env.example leaves empty are generated.
+    generated = dict(line.split("=", 1) for line in (project / ".env").read_text().splitlines()
+                     if "=" in line and not line.startswith("#"))
+    for name in ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY", "SERVING_API_KEY",
+                 "POSTGRES_PASSWORD", "AWS_SECRET_ACCESS_KEY"):
+        assert len(generated[name]) >= 32, name
     first = make(project, "dev-services", 300)
     assert "moto_server started" in first
     again = make(project, "dev-services", 120)  # idempotent

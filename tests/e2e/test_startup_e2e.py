@@ -1,4 +1,11 @@
-"""The foundation promise, as a new user lives it: wheel install, new, make setup, make verify."""
+"""The foundation promise, as a new user lives it: wheel install, new, make setup, make verify.
+
+The one `verify` run (pipeline, MLflow server, serving, drift) is also the offline proof:
+every Python process it starts loads tests/security/netaudit/sitecustomize.py, which logs
+each attempt to reach a non-loopback address or to look up a non-local name. CI markers
+(CI, PYTEST_CURRENT_TEST, ...) are removed from that run's environment: MLflow turns its
+telemetry off by itself when it sees them, and the run must behave as on a user's machine.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,8 @@ import json
 import os
 import shutil
 import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -15,10 +24,16 @@ from tests.envs import uv, uv_env
 pytestmark = pytest.mark.slow
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+NETAUDIT = REPO_ROOT / "tests" / "security" / "netaudit"
+# Variables by which tools detect CI or a test run (MLflow's list, mlflow/telemetry/utils.py).
+CI_MARKERS = ("CI", "PYTEST_CURRENT_TEST", "GITHUB_ACTIONS", "CIRCLECI", "GITLAB_CI",
+              "JENKINS_URL", "TRAVIS", "TF_BUILD", "BITBUCKET_BUILD_NUMBER",
+              "CODEBUILD_BUILD_ARN", "BUILDKITE", "TEAMCITY_VERSION", "CLOUD_RUN_EXECUTION")
 
 
-def run(command: list[str], cwd: Path, timeout: int) -> subprocess.CompletedProcess[str]:
-    env = uv_env()
+def run(command: list[str], cwd: Path, timeout: int,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(env or uv_env())
     env.pop("VIRTUAL_ENV", None)
     env.pop("MLFLOW_TRACKING_URI", None)
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
@@ -30,7 +45,27 @@ def run(command: list[str], cwd: Path, timeout: int) -> subprocess.CompletedProc
     return result
 
 
-def test_wheel_install_new_setup_verify(tmp_path: Path) -> None:
+def audited_env(log: Path) -> dict[str, str]:
+    """The environment of a user's shell, with the network audit loaded in every Python."""
+    env = {key: value for key, value in uv_env().items() if key not in CI_MARKERS}
+    for key in ("MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK", "DVC_NO_ANALYTICS"):
+        env.pop(key, None)  # the project must set its opt-outs itself
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(NETAUDIT), env.get("PYTHONPATH")]))
+    env["NETWORK_AUDIT_LOG"] = str(log)
+    return env
+
+
+@dataclass(frozen=True)
+class Verified:
+    project: Path
+    stdout: str
+    network_log: Path
+
+
+@pytest.fixture(scope="module")
+def verified(tmp_path_factory: pytest.TempPathFactory) -> Verified:
+    """Wheel install, new, make setup and one audited verify of the startup project."""
+    tmp_path = tmp_path_factory.mktemp("startup-e2e")
     # a copy of the repository, so the build sees exactly what a fresh clone has
     source = tmp_path / "src-copy"
     listing = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"],
@@ -49,9 +84,14 @@ def test_wheel_install_new_setup_verify(tmp_path: Path) -> None:
     run([cli, "new", str(tmp_path / "demo"), "--profile", "startup", "--defaults"], tmp_path, 120)
     project = tmp_path / "demo"
     run(["make", "setup"], project, 900)
-    result = run([cli, "verify", str(project)], tmp_path, 900)
+    log = tmp_path / "network.jsonl"
+    result = run([cli, "verify", str(project)], tmp_path, 900, audited_env(log))
+    return Verified(project, result.stdout, log)
 
-    assert "Verification passed" in result.stdout
+
+def test_wheel_install_new_setup_verify(verified: Verified) -> None:
+    project = verified.project
+    assert "Verification passed" in verified.stdout
     report = json.loads((project / "reports" / "verify.json").read_text())
     assert report["ok"] is True
     names = [step["name"] for step in report["steps"]]
@@ -62,3 +102,22 @@ def test_wheel_install_new_setup_verify(tmp_path: Path) -> None:
                               check=False)
     assert leftover.stdout.strip() == "", f"processes left running: {leftover.stdout}"
     assert os.path.isfile(project / "reports" / "drift.html")
+
+
+def test_pipeline_serving_and_verify_stay_on_loopback(verified: Verified, tmp_path: Path) -> None:
+    # The audit sees what it must: a lookup of a public name in a process it is loaded in.
+    probe_log = tmp_path / "probe.jsonl"
+    probe = ("import socket\n"
+             "try: socket.getaddrinfo('config.mlflow-telemetry.io', 443)\n"
+             "except OSError: pass")
+    subprocess.run([sys.executable, "-c", probe], env=audited_env(probe_log), check=True,
+                   timeout=60)
+    assert "config.mlflow-telemetry.io" in probe_log.read_text()
+
+    entries = [json.loads(line) for line in verified.network_log.read_text().splitlines()]
+    started = [" ".join(entry["argv"]) for entry in entries if entry["call"] == "start"]
+    # It was loaded in the processes of the run: verify, the stages, MLflow and serving.
+    for process in ("verify", "train", "mlflow", "serving"):
+        assert any(process in argv for argv in started), (process, started)
+    outbound = [entry for entry in entries if entry["call"] != "start"]
+    assert outbound == [], json.dumps(outbound, indent=1)[:6000]

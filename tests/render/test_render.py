@@ -84,7 +84,11 @@ def test_compose_file_is_valid_and_loopback_only(rendered: dict[str, Path], vari
         for dependency in (service.get("depends_on") or {}).values():
             assert dependency["condition"] in {"service_healthy", "service_completed_successfully"}
     if shutil.which("docker-compose"):
-        env = {**os.environ, "COMPOSE_PROJECT_NAME": "check"}
+        # Secrets compose requires (${VAR:?...}) get values, as `make secrets` gives them.
+        text = (project / "docker-compose.yml").read_text()
+        required = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*):\?", text))
+        env = {**os.environ, "COMPOSE_PROJECT_NAME": "check",
+               **{name: "a-generated-secret-value" for name in required}}
         result = subprocess.run(["docker-compose", "-f", "docker-compose.yml", "config", "-q"],
                                 cwd=project, capture_output=True, text=True, env=env, check=False)
         assert result.returncode == 0, result.stderr
@@ -116,10 +120,11 @@ def test_every_compose_variable_is_in_env_example(rendered: dict[str, Path], var
 # ---- the enterprise compose stack --------------------------------------------------------
 
 ENTERPRISE_SERVICES = {
-    "postgres", "redis", "minio", "minio-init", "mlflow", "serving", "prometheus", "grafana",
+    "postgres", "redis", "minio-volume", "minio", "minio-init", "mlflow", "serving",
+    "prometheus", "grafana",
     "airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
 }
-ONE_SHOTS = {"minio-init", "airflow-init"}
+ONE_SHOTS = {"minio-volume", "minio-init", "airflow-init"}
 PUBLISHED = {"mlflow": 5000, "serving": 8000, "prometheus": 9090, "grafana": 3000,
              "airflow-apiserver": 8080}
 PIN = re.compile(r"([A-Za-z0-9_.-]+(?:\[[a-z0-9,]+\])?)==([0-9][^\s\"',]*)")
@@ -157,6 +162,7 @@ def test_enterprise_compose_services_healthchecks_and_order(enterprise: tuple[Pa
     assert order["mlflow"] == {"postgres": "service_healthy",
                                "minio-init": "service_completed_successfully"}
     assert order["minio-init"] == {"minio": "service_healthy"}
+    assert order["minio"] == {"minio-volume": "service_completed_successfully"}
     assert order["airflow-init"] == {"postgres": "service_healthy"}
     for name in ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor"):
         assert order[name]["airflow-init"] == "service_completed_successfully"
@@ -200,11 +206,14 @@ def test_enterprise_containers_run_unprivileged(enterprise: tuple[Path, dict]) -
         assert users and users[-1].split(":")[0] not in {"root", "0"}, name
     airflow = project / services["airflow-scheduler"]["build"]["dockerfile"]
     assert re.findall(r"^USER\s+(\S+)", airflow.read_text(), flags=re.MULTILINE)[-1] == "10001:0"
-    for name in ("postgres", "redis", "minio-init", *(n for n in services if "airflow" in n)):
+    for name in ("postgres", "redis", "minio", "minio-init",
+                 *(n for n in services if "airflow" in n)):
         assert str(services[name]["user"]).split(":")[0] not in {"root", "0"}, name
-    # MinIO's image has no unprivileged user: no capabilities, no privilege gain instead.
-    assert services["minio"]["cap_drop"] == ["ALL"]
-    assert "no-new-privileges:true" in services["minio"]["security_opt"]
+    # MinIO's image has no unprivileged user: uid 10001, its volume handed over by a
+    # one-shot that may only chown, without network.
+    assert services["minio"]["user"] == "10001:10001"
+    assert services["minio-volume"]["cap_add"] == ["CHOWN"]
+    assert services["minio-volume"]["network_mode"] == "none"
 
 
 def test_enterprise_mlflow_password_is_a_mounted_secret(enterprise: tuple[Path, dict]) -> None:
@@ -222,16 +231,19 @@ def test_enterprise_mlflow_password_is_a_mounted_secret(enterprise: tuple[Path, 
                              cwd=project, capture_output=True, text=True, check=False)
     assert ignored.stdout.split() == ["secrets/mlflow_admin_password", ".env"]
     assert "secrets" in (project / ".dockerignore").read_text().split()
-    # No value of a secret of .env.example (a PASSWORD/SECRET/API_KEY variable or the
-    # password of a URI) is in a committed file: compose, images, monitoring, CI, DAGs,
-    # Feast config and the project's code. Only its own tests may use them as fixtures.
+    # .env.example holds no secret at all (a PASSWORD/SECRET/KEY variable or the password
+    # of a URI): `make secrets` generates them into .env (tests/security). No development
+    # value of earlier versions is left in any committed file.
     example = (project / ".env.example").read_text()
-    secrets = [value for key, value in re.findall(r"^([A-Z_]+)=(\S+)$", example, re.MULTILINE)
-               if re.search(r"PASSWORD|SECRET|API_KEY", key)]
-    uri_passwords = set(re.findall(r"://[^:/@\s]+:([^@\s]+)@", example))
-    assert uri_passwords, "the enterprise .env.example has URIs with development passwords"
-    secrets += sorted(uri_passwords)
-    assert len(secrets) >= 7
+    secret_names = [key for key, _ in re.findall(r"^([A-Z_]+)=(.*)$", example, re.MULTILINE)
+                    if re.search(r"PASSWORD|SECRET|API_KEY|FERNET", key)]
+    assert len(secret_names) >= 9
+    for key, value in re.findall(r"^([A-Z_]+)=(.*)$", example, re.MULTILINE):
+        assert key not in secret_names or value == "", key
+    assert re.findall(r"://[^:/@\s]+:([^@\s]*)@", example) == ["", "", ""]
+    secrets = ["mlops-dev-password", "mlops-dev-secret", "mlops-dev-admin-password",
+               "mlops-dev-flask-secret", "mlops-dev-api-key", "mlops-dev-grafana-password",
+               "mlops-dev-airflow-password", "mlops-dev-airflow-jwt-secret"]
     checked = 0
     tracked = subprocess.run(["git", "ls-files"], cwd=project, capture_output=True, text=True,
                              check=True).stdout.split()
@@ -240,7 +252,7 @@ def test_enterprise_mlflow_password_is_a_mounted_secret(enterprise: tuple[Path, 
             continue
         text = (project / path).read_text(encoding="utf-8", errors="replace")
         for value in secrets:
-            assert value not in text, f"{path} contains a secret of .env.example"
+            assert value not in text, f"{path} contains a former development secret"
         checked += 1
     assert checked >= 20
 

@@ -17,11 +17,21 @@ fail() {
     exit 1
 }
 
+# Refuses a secret that is empty, shorter than 12 characters or a development value of
+# earlier .env.example files (mlops-dev-*): `make secrets` generates strong ones.
+require_secret() {
+    case "$2" in
+        "") fail "$1 is empty: run 'make secrets' (it generates the secrets of .env)" ;;
+        mlops-dev-*) fail "$1 holds a public development value: empty it in .env, then 'make secrets'" ;;
+    esac
+    [ "${#2}" -ge 12 ] || fail "$1 is shorter than 12 characters: run 'make secrets' or set a longer one"
+}
+
 password_file="${MLFLOW_ADMIN_PASSWORD_FILE:-/run/secrets/mlflow_admin_password}"
 [ -r "$password_file" ] || fail "$password_file is not readable: run 'make secrets' (it writes secrets/ from .env)"
 password="$(cat "$password_file")"
-[ -n "$password" ] || fail "$password_file is empty: set MLFLOW_TRACKING_PASSWORD in .env, then 'make secrets'"
-[ -n "${MLFLOW_FLASK_SERVER_SECRET_KEY:-}" ] || fail "MLFLOW_FLASK_SERVER_SECRET_KEY is not set"
+require_secret "MLFLOW_TRACKING_PASSWORD ($password_file)" "$password"
+require_secret MLFLOW_FLASK_SERVER_SECRET_KEY "${MLFLOW_FLASK_SERVER_SECRET_KEY:-}"
 backend="${MLFLOW_BACKEND_STORE_URI:?MLFLOW_BACKEND_STORE_URI is not set}"
 auth_db="${MLFLOW_AUTH_DATABASE_URI:?MLFLOW_AUTH_DATABASE_URI is not set}"
 # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; this image ships psycopg2.

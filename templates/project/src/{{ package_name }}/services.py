@@ -14,6 +14,9 @@ Everything is read from the environment (``.env``; see ``.env.example``):
 and databases named by the URIs, the bucket, the DVC remote (``.dvc/config.local``,
 endpoint only: credentials stay in the environment) and, when nothing listens on a local
 S3 port, a ``moto_server`` there (its own virtualenv, ``.dev-services/``).
+
+Neither starts with a secret that is empty or public (a value of ``.env.example`` or a
+development value of its earlier versions): ``make secrets`` generates them into ``.env``.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .config import find_project_root
+from .envfile import EXIT_INVALID, SecretError, require
 
 MOTO_VERSION = "5.2.5"
 # Only values without credentials: every URI carrying a password comes from .env.
@@ -125,9 +129,10 @@ def start_moto(root: Path, port: int) -> str:
     venv = state / "moto-venv"
     python = venv / "bin" / "python"
     if not (venv / "bin" / "moto_server").exists():
-        subprocess.run(["uv", "venv", "--quiet", "--python", "3.11", str(venv)], check=True)
+        uv = os.environ.get("UV", "uv")  # the Makefile's (bootstrapped if not on PATH)
+        subprocess.run([uv, "venv", "--quiet", "--python", "3.11", str(venv)], check=True)
         subprocess.run(
-            ["uv", "pip", "install", "--quiet", "--python", str(python),
+            [uv, "pip", "install", "--quiet", "--python", str(python),
              f"moto[server]=={MOTO_VERSION}"],
             check=True,
         )  # fmt: skip
@@ -215,8 +220,14 @@ def write_auth_config(root: Path) -> Path:
     return path
 
 
+def require_secrets(root: Path) -> None:
+    """Raise :class:`SecretError` when a secret of the environment must not be used."""
+    require(os.environ, root / ".env.example")
+
+
 def mlflow_server(root: Path, host: str, port: int) -> tuple[list[str], dict[str, str]]:
     """Command and extra environment of an MLflow server on PostgreSQL, S3 artifacts, auth."""
+    require_secrets(root)
     metrics = state_dir(root) / "mlflow-metrics"
     metrics.mkdir(exist_ok=True)
     command = [
@@ -258,6 +269,11 @@ def main(argv: list[str] | None = None) -> None:
     the MLflow server in the foreground (``make mlflow``)."""
     args = sys.argv[1:] if argv is None else argv
     root = find_project_root()
+    try:
+        require_secrets(root)
+    except SecretError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(EXIT_INVALID)
     if args[:1] == ["mlflow"]:
         port = int(args[2]) if args[1:2] == ["--port"] else 5000
         command, extra = mlflow_server(root, "127.0.0.1", port)
