@@ -13,6 +13,7 @@ import os
 from typing import TYPE_CHECKING, Annotated, Any, Self
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -34,9 +35,17 @@ INT64_MAX = 2**63 - 1
 EXACT_FLOAT_INT = 2**53
 """Whole floats beyond this are not exact integers (and may be rounded int64 bounds)."""
 
+def _whole(value: float) -> float:
+    """Refuse a fractional float (``multiple_of=1`` lets tiny ones like 1e-42 through)."""
+    if not value.is_integer():
+        raise ValueError("Input should be a valid integer")
+    return value
+
+
 StrictInt64 = Annotated[int, Strict(), Field(ge=INT64_MIN, le=INT64_MAX)]
+# Only floats reach the validator: JSON ints take the StrictInt64 branch, in C.
 WholeFloat = Annotated[
-    float, Strict(), Field(multiple_of=1, ge=-EXACT_FLOAT_INT, le=EXACT_FLOAT_INT)
+    float, Strict(), Field(ge=-EXACT_FLOAT_INT, le=EXACT_FLOAT_INT), AfterValidator(_whole)
 ]
 Int64Feature = Annotated[
     StrictInt64 | WholeFloat,
@@ -45,7 +54,7 @@ Int64Feature = Annotated[
 FiniteFloat = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 CustomerId = Annotated[
     Annotated[int, Strict(), Field(ge=0, le=INT64_MAX)]
-    | Annotated[float, Strict(), Field(multiple_of=1, ge=0, le=EXACT_FLOAT_INT)],
+    | Annotated[float, Strict(), Field(ge=0, le=EXACT_FLOAT_INT), AfterValidator(_whole)],
     WithJsonSchema({"type": "integer", "minimum": 0, "maximum": INT64_MAX}),
 ]
 """A customer id: an int64 >= 0 (whole floats accepted, as JSON Schema's "integer" does)."""
