@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import Any
 
 import uvicorn
 
@@ -17,13 +18,31 @@ def _env_int(name: str, default: int) -> int:
     return int(raw) if raw else default
 
 
+def server_options() -> dict[str, Any]:
+    """uvicorn settings shared by ``main`` and the fault tests (which serve a test model).
+
+    The HTTP protocol is :class:`.protocol.HeaderTimeoutProtocol` (httptools with a
+    deadline for request headers, ``SERVING_HEADER_TIMEOUT``); ``SERVING_KEEP_ALIVE``
+    (default 5 s) closes idle keep-alive connections; ``SERVING_ACCESS_LOG=1`` turns
+    uvicorn's per-request access log on (off by default: /metrics counts requests).
+    On SIGTERM uvicorn stops accepting, finishes in-flight requests, then exits.
+    """
+    return {
+        # uvloop when importable (uvicorn[standard]).
+        "loop": "auto",
+        "http": f"{__package__}.protocol:HeaderTimeoutProtocol",
+        "access_log": os.environ.get("SERVING_ACCESS_LOG", "0").lower() in {"1", "true", "yes"},
+        "timeout_keep_alive": _env_int("SERVING_KEEP_ALIVE", 5),
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     """Serve ``create_app()`` on ``SERVING_HOST``:``SERVING_PORT``.
 
     ``SERVING_WORKERS`` (default 1) sets the number of worker processes: each loads its
     own copy of the model (~RSS each) and keeps its own Prometheus counters, so scrape
     them per process or keep one worker per container and scale containers instead.
-    ``SERVING_ACCESS_LOG=1`` turns uvicorn's per-request access log on.
+    See :func:`server_options` for the connection settings.
 
     ``serve`` as the only argument (how SageMaker starts a container) binds 0.0.0.0:8080,
     the address SageMaker sends ``/ping`` and ``/invocations`` to.
@@ -42,12 +61,7 @@ def main(argv: list[str] | None = None) -> None:
         port=SAGEMAKER_PORT if sagemaker else settings.serving_port,
         workers=_env_int("SERVING_WORKERS", 1),
         log_level=level.lower(),
-        # uvloop and httptools (installed with uvicorn[standard]) when importable.
-        loop="auto",
-        http="auto",
-        # Off by default: a log line per request is paid on every call; /metrics counts them.
-        access_log=os.environ.get("SERVING_ACCESS_LOG", "0").lower() in {"1", "true", "yes"},
-        timeout_keep_alive=_env_int("SERVING_KEEP_ALIVE", 5),
+        **server_options(),
     )
 
 

@@ -14,9 +14,15 @@ Endpoints
                   model is not loaded or the feature store is unreachable.
 ``GET /metrics``  Prometheus exposition (see :mod:`.metrics`).
 
-Limits: a body over ``SERVING_MAX_BODY_BYTES`` (default 4 MiB) gets 413 before it is
-read; a request still unanswered after ``SERVING_REQUEST_TIMEOUT`` seconds (default 10)
-gets 504.
+Limits: a body over ``SERVING_MAX_BODY_BYTES`` (default 4 MiB) gets 413 (before it is
+read when its length is declared); a request still unanswered after
+``SERVING_REQUEST_TIMEOUT`` seconds (default 10) gets 504; request headers must arrive
+within ``SERVING_HEADER_TIMEOUT`` seconds (408, see :mod:`.protocol`). Every error, from
+every route and limit, has one shape: ``{"error": "..."}`` (see :mod:`.errors`).
+
+OpenAPI: every route documents its 200 model and its error statuses, though handlers
+return pre-serialized responses (``response_model`` is documentation here, not a
+second serialization pass).
 
 Speed: the ``/predict`` body is parsed and validated in one pass by pydantic-core
 (``model_validate_json``), rows become one float64 array without a per-row Python loop
@@ -38,7 +44,6 @@ imports Feast).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import operator
 import os
@@ -51,16 +56,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
-from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import MODEL_ALIAS, Settings, load_settings
 from ..schema import FEATURE_COLUMNS, FEATURE_DTYPES
-from .auth import require_api_key
+from .auth import api_key_dependencies, configured_key
+from .errors import documented_errors, install_error_handlers, invalid_input
+from .limits import BodyLimitMiddleware, RequestTimeoutMiddleware
 from .metrics import MetricsMiddleware, ServingMetrics
 from .model import (
     FeastFeatureLookup,
@@ -82,7 +87,7 @@ from .schemas import (
     PredictResponse,
     ReadyResponse,
 )
-from .v2 import create_v2_router
+from .v2 import InferenceRequest, create_v2_router
 
 if TYPE_CHECKING:  # imported lazily: by-id requests and DataFrame models only
     import pandas as pd
@@ -90,7 +95,6 @@ if TYPE_CHECKING:  # imported lazily: by-id requests and DataFrame models only
 logger = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLD = 0.5
-MAX_REPORTED_ERRORS = 20
 UNKNOWN_CUSTOMER = "unknown customer_id"
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 DEFAULT_REQUEST_TIMEOUT = 10.0
@@ -98,10 +102,12 @@ DEFAULT_INLINE_MS = 2.0
 FEATURE_STORE_OPEN_MODES = ("startup", "lazy")
 
 
-class OrjsonResponse(Response):
-    """JSON rendered by orjson (numpy arrays and scalars serialized natively)."""
+class OrjsonResponse(JSONResponse):
+    """JSON rendered by orjson (numpy arrays and scalars serialized natively).
 
-    media_type = "application/json"
+    A ``JSONResponse`` subclass, so FastAPI documents each route's ``response_model`` as
+    its 200 schema; handlers return it already built, so nothing is serialized twice.
+    """
 
     def render(self, content: Any) -> bytes:
         """Serialize ``content`` with orjson."""
@@ -186,15 +192,6 @@ def _labelled(probabilities: np.ndarray, threshold: float) -> list[dict[str, Any
     ]
 
 
-def _validation_message(errors: list[dict[str, Any]]) -> str:
-    parts = []
-    for error in errors[:5]:
-        location = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
-        parts.append(f"{location or 'body'}: {error.get('msg', 'invalid')}")
-    more = len(errors) - len(parts)
-    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
-
-
 def _load_model(
     state: ServingState,
     loader: ModelLoader,
@@ -246,63 +243,23 @@ def _open_feature_store(state: ServingState, lookup: FeatureLookup) -> None:
     logger.info("feature store opened")
 
 
-class RequestTimeoutMiddleware:
-    """Answer 504 when the app has not started its response within ``seconds``.
+def _document_request_models(app: FastAPI) -> None:
+    """Put the bodies validated from the raw request (for speed) into the OpenAPI schema.
 
-    Work running on the event loop cannot be interrupted; that is why slow model calls
-    and feature lookups run in a worker thread (the thread finishes, its result is dropped).
+    ``PredictRequest`` (``/predict``) and ``InferenceRequest`` (V2 ``infer``) are parsed
+    by pydantic-core straight from the bytes, so FastAPI does not see them as parameters;
+    the routes reference them with ``$ref`` and this adds their definitions.
     """
-
-    def __init__(self, app: ASGIApp, seconds: float) -> None:
-        self.app = app
-        self.seconds = seconds
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Run the request under a deadline; send 504 if nothing was sent by then."""
-        if scope["type"] != "http" or self.seconds <= 0:
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def send_marking_start(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            async with asyncio.timeout(self.seconds):
-                await self.app(scope, receive, send_marking_start)
-        except TimeoutError:
-            if started:
-                raise
-            body = orjson.dumps({"detail": f"request timed out after {self.seconds:g} s"})
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 504,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
-
-
-def _document_request_model(app: FastAPI) -> None:
-    """Put PredictRequest (validated from the raw body, for speed) into the OpenAPI schema."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = generate()
-            request_schema = PredictRequest.model_json_schema(
-                ref_template="#/components/schemas/{model}"
-            )
             components = schema.setdefault("components", {}).setdefault("schemas", {})
-            components.update(request_schema.pop("$defs", {}))
-            components["PredictRequest"] = request_schema
+            for model in (PredictRequest, InferenceRequest):
+                model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                components.update(model_schema.pop("$defs", {}))
+                components[model.__name__] = model_schema
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -321,6 +278,7 @@ def create_app(
     request_timeout: float | None = None,
     inline_ms: float | None = None,
     feature_store_open: str | None = None,
+    api_key: str | None = None,
 ) -> FastAPI:
     """Build the API.
 
@@ -336,6 +294,8 @@ def create_app(
     feature store next to the model load, so ``/ready`` covers it; ``lazy`` opens it on
     the first ``customer_ids`` request (that request pays the Feast import, seconds; a
     worker that only scores ``rows`` never imports Feast, about 45 MB less memory).
+    ``api_key`` (``SERVING_API_KEY``; read once, here): when set, ``/predict`` needs it
+    in ``X-API-Key`` (401 otherwise); when not, the API is open and OpenAPI says so.
     """
     if settings is None:
         settings = load_settings()
@@ -366,6 +326,7 @@ def create_app(
             f"SERVING_FEATURE_STORE must be one of {', '.join(FEATURE_STORE_OPEN_MODES)};"
             f" got {open_mode!r}"
         )
+    key = api_key if api_key is not None else configured_key()
     metrics = ServingMetrics(monitor_report or settings.paths.monitor_report)
     state = ServingState(feature_store="loading" if open_mode == "startup" else "lazy")
 
@@ -402,10 +363,12 @@ def create_app(
         version="1",
         lifespan=lifespan,
         default_response_class=OrjsonResponse,
-        max_body_size=body_limit,
     )
+    # Outermost last: metrics see every answer, including the limits' 413 and 504.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=body_limit)
     app.add_middleware(RequestTimeoutMiddleware, seconds=timeout)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    install_error_handlers(app)
     app.state.serving = state
     app.state.metrics = metrics
     app.include_router(
@@ -425,18 +388,6 @@ def create_app(
             observe=metrics.observe_predictions,
         )
     )
-
-    def invalid(errors: list[Any]) -> Response:
-        detail = [
-            {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
-            for e in errors[:MAX_REPORTED_ERRORS]
-        ]
-        body = {"message": _validation_message(errors), "n_errors": len(errors), "detail": detail}
-        return OrjsonResponse(body, status_code=422)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_failed(_: Request, exc: RequestValidationError) -> Response:
-        return invalid(list(exc.errors()))
 
     @app.get("/health", response_model=HealthResponse, tags=["probes"])
     async def health() -> Response:
@@ -466,13 +417,8 @@ def create_app(
     @app.post(
         "/predict",
         response_model=PredictResponse,
-        responses={
-            413: {"description": "Body larger than SERVING_MAX_BODY_BYTES"},
-            422: {"description": "Invalid input"},
-            503: {"description": "Not ready"},
-            504: {"description": "No answer within SERVING_REQUEST_TIMEOUT"},
-        },
-        dependencies=[Depends(require_api_key)],
+        responses=documented_errors(*([401] if key else []), 413, 422, 503, 504),
+        dependencies=api_key_dependencies(key),
         tags=["predict"],
         openapi_extra={
             "requestBody": {
@@ -491,7 +437,7 @@ def create_app(
         try:
             request = PredictRequest.model_validate_json(await http_request.body())
         except ValidationError as exc:
-            return invalid(exc.errors(include_input=False, include_url=False))
+            return invalid_input(exc.errors(include_input=False, include_url=False))
         if request.rows is not None:
             rows = request.rows
             features = rows_to_array(rows) if model.array_input else rows_to_frame(rows)
@@ -502,7 +448,7 @@ def create_app(
             metrics.observe_predictions(probabilities, "rows")
             predictions = _labelled(probabilities, cutoff)
         else:
-            ids = request.customer_ids or []
+            ids = [int(i) for i in request.customer_ids or []]
             predictions = await run_in_threadpool(_predict_ids, model, ids)
         body = {
             "model_name": model.name,
@@ -544,9 +490,14 @@ def create_app(
                 )
         return predictions
 
-    _document_request_model(app)
+    _document_request_models(app)
 
-    @app.get("/metrics", tags=["probes"], response_class=Response)
+    @app.get(
+        "/metrics",
+        tags=["probes"],
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
     def prometheus_metrics() -> Response:
         """Prometheus text exposition of the app's metrics."""
         payload, content_type = metrics.exposition()

@@ -1,10 +1,10 @@
 """Request and response models of the serving API, generated from ``schema.FEATURE_DTYPES``.
 
 A feature row is a strict ``TypedDict``: an ``int64`` feature rejects ``1.5`` (and
-``"1"``, ``true``), a ``float64`` feature accepts ints but rejects NaN/Infinity, and
-unknown keys are refused. Rows are validated by pydantic-core and stay plain dicts, so
-a batch becomes a DataFrame in one ``DataFrame.from_records`` call, without building
-one model object per row.
+``"1"``, ``true``) but takes ``2.0`` (JSON Schema's "integer" includes whole floats), a
+``float64`` feature accepts ints but rejects NaN/Infinity, and unknown keys are refused.
+Rows are validated by pydantic-core and stay plain dicts, so a batch becomes an array
+or frame in one call, without building one model object per row.
 """
 
 from __future__ import annotations
@@ -12,7 +12,16 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator, with_config
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    WithJsonSchema,
+    model_validator,
+    with_config,
+)
 from typing_extensions import TypedDict
 
 from ..schema import ENTITY_COLUMN, FEATURE_DTYPES
@@ -23,14 +32,37 @@ MAX_BATCH_ROWS = int(os.environ.get("SERVING_MAX_BATCH", "1000"))
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 
+EXACT_FLOAT_INT = 2**53
+"""Whole floats beyond this are not exact integers (and may be rounded int64 bounds)."""
+
+def _whole(value: float) -> float:
+    """Refuse a fractional float (``multiple_of=1`` lets tiny ones like 1e-42 through)."""
+    if not value.is_integer():
+        raise ValueError("Input should be a valid integer")
+    return value
+
+
 StrictInt64 = Annotated[int, Strict(), Field(ge=INT64_MIN, le=INT64_MAX)]
+# Only floats reach the validator: JSON ints take the StrictInt64 branch, in C.
+WholeFloat = Annotated[
+    float, Strict(), Field(ge=-EXACT_FLOAT_INT, le=EXACT_FLOAT_INT), AfterValidator(_whole)
+]
+Int64Feature = Annotated[
+    StrictInt64 | WholeFloat,
+    WithJsonSchema({"type": "integer", "minimum": INT64_MIN, "maximum": INT64_MAX}),
+]
 FiniteFloat = Annotated[float, Strict(), Field(allow_inf_nan=False)]
-CustomerId = Annotated[int, Strict(), Field(ge=0, le=INT64_MAX)]
+CustomerId = Annotated[
+    Annotated[int, Strict(), Field(ge=0, le=INT64_MAX)]
+    | Annotated[float, Strict(), Field(ge=0, le=EXACT_FLOAT_INT), AfterValidator(_whole)],
+    WithJsonSchema({"type": "integer", "minimum": 0, "maximum": INT64_MAX}),
+]
+"""A customer id: an int64 >= 0 (whole floats accepted, as JSON Schema's "integer" does)."""
 
 
 def _field_type(name: str, dtype: str) -> Any:
     if dtype.startswith("int"):
-        return StrictInt64
+        return Int64Feature
     if dtype.startswith("float"):
         return FiniteFloat
     if dtype == "bool":
@@ -52,18 +84,23 @@ else:
     FeatureRow = build_feature_row_type()
 
 
+def _exactly_one_in_schema(schema: dict[str, Any]) -> None:
+    """Say in the JSON schema what ``_exactly_one_input`` checks: one key, never null."""
+    for name in ("customer_ids", "rows"):
+        field = schema["properties"][name]
+        field.update(next(s for s in field.pop("anyOf") if s.get("type") != "null"))
+        field.pop("default", None)
+    schema["oneOf"] = [{"required": ["customer_ids"]}, {"required": ["rows"]}]
+    schema["examples"] = [
+        {"customer_ids": [1, 2, 3]},
+        {"rows": [{name: 1 for name in FEATURE_DTYPES}]},
+    ]
+
+
 class PredictRequest(BaseModel):
     """Either ``customer_ids`` (features read from the online store) or raw feature ``rows``."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {"customer_ids": [1, 2, 3]},
-                {"rows": [{name: 1 for name in FEATURE_DTYPES}]},
-            ]
-        },
-    )
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_exactly_one_in_schema)
 
     customer_ids: list[CustomerId] | None = Field(
         default=None,
@@ -82,6 +119,8 @@ class PredictRequest(BaseModel):
     def _exactly_one_input(self) -> Self:
         if (self.customer_ids is None) == (self.rows is None):
             raise ValueError("send exactly one of 'customer_ids' or 'rows'")
+        if len(self.model_fields_set) != 1:
+            raise ValueError("send exactly one of 'customer_ids' or 'rows' (not null)")
         return self
 
 

@@ -14,8 +14,9 @@ column (named like the column, shape ``[n]`` or ``[n, 1]``; the layout MLServer'
 codec uses) or a single tensor of shape ``[n, len(feature_columns)]`` whose columns are in
 ``feature_columns`` order. ``data`` may be flat (row-major) or nested. The response holds
 ``churn_probability`` (FP64) and ``churn`` (BOOL) tensors of shape ``[n]``; a request may
-ask for a subset with ``outputs``. Errors answer ``{"error": "..."}`` with status 400 (bad
-request), 404 (unknown model) or 503 (not loaded), as the protocol specifies.
+ask for a subset with ``outputs``. Errors answer ``{"error": "..."}`` (the app's one error
+shape, :mod:`.errors`) with status 400 (bad request, malformed JSON included), 404
+(unknown model) or 503 (not loaded), as the protocol specifies.
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
 
+from .errors import documented_errors, error_response
 from .model import LoadedModel, model_input
 from .schemas import MAX_BATCH_ROWS
 
@@ -83,6 +86,69 @@ class InferenceRequest(BaseModel):
     parameters: dict[str, Any] | None = None
     inputs: list[RequestInput] = Field(min_length=1)
     outputs: list[RequestOutput] | None = None
+
+
+class ServerMetadata(BaseModel):
+    """``GET /v2``."""
+
+    name: str
+    version: str
+    extensions: list[str]
+
+
+class ServerLive(BaseModel):
+    """``GET /v2/health/live``."""
+
+    live: bool
+
+
+class ServerReady(BaseModel):
+    """``GET /v2/health/ready``."""
+
+    ready: bool
+
+
+class TensorMetadata(BaseModel):
+    """One input or output tensor of the model."""
+
+    name: str
+    datatype: str
+    shape: list[int]
+
+
+class ModelMetadata(BaseModel):
+    """``GET /v2/models/{name}``."""
+
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[TensorMetadata]
+    outputs: list[TensorMetadata]
+
+
+class ModelReady(BaseModel):
+    """``GET /v2/models/{name}/ready``."""
+
+    name: str
+    ready: bool
+
+
+class ResponseOutput(BaseModel):
+    """One output tensor of an inference response."""
+
+    name: str
+    shape: list[int]
+    datatype: str
+    data: list[float | bool | None]
+
+
+class InferenceResponse(BaseModel):
+    """The body answering ``POST /v2/models/{name}/infer``."""
+
+    model_name: str
+    model_version: str
+    id: str | None = None
+    outputs: list[ResponseOutput]
 
 
 def _flatten(data: list[Any]) -> list[Any]:
@@ -196,7 +262,7 @@ def request_columns(
 
 
 def _error(message: str, status: int) -> Response:
-    return JSONResponse({"error": message}, status_code=status)
+    return error_response(status, message)
 
 
 def create_v2_router(
@@ -225,23 +291,27 @@ def create_v2_router(
             raise V2Error(f"unknown model {name!r}; this server serves {model.name!r}", 404)
         return model
 
-    @router.get("")
+    @router.get("", response_model=ServerMetadata)
     def server_metadata() -> Response:
         """Server metadata: name, version and supported extensions."""
         return JSONResponse({"name": SERVER_NAME, "version": PROTOCOL_VERSION, "extensions": []})
 
-    @router.get("/health/live")
+    @router.get("/health/live", response_model=ServerLive)
     def live() -> Response:
         """Server liveness: the process answers."""
         return JSONResponse({"live": True})
 
-    @router.get("/health/ready")
+    @router.get(
+        "/health/ready", response_model=ServerReady, responses={503: {"model": ServerReady}}
+    )
     def ready() -> Response:
         """Server readiness: 200 once the model is loaded, else 503."""
         is_ready = get_model() is not None
         return JSONResponse({"ready": is_ready}, status_code=200 if is_ready else 503)
 
-    @router.get("/models/{name}")
+    @router.get(
+        "/models/{name}", response_model=ModelMetadata, responses=documented_errors(404, 503)
+    )
     def model_metadata(name: str) -> Response:
         """Model metadata: name, versions, platform and the input/output tensors."""
         try:
@@ -264,7 +334,9 @@ def create_v2_router(
             }
         )
 
-    @router.get("/models/{name}/ready")
+    @router.get(
+        "/models/{name}/ready", response_model=ModelReady, responses=documented_errors(404, 503)
+    )
     def model_ready(name: str) -> Response:
         """Model readiness: 200 when loaded, 503 while loading, 404 for another name."""
         try:
@@ -273,13 +345,28 @@ def create_v2_router(
             return _error(exc.message, exc.status)
         return JSONResponse({"name": name, "ready": True})
 
-    @router.post("/models/{name}/infer")
-    def infer(name: str, body: dict[str, Any]) -> Response:
+    @router.post(
+        "/models/{name}/infer",
+        response_model=InferenceResponse,
+        responses=documented_errors(400, 404, 413, 503, 504),
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": "#/components/schemas/InferenceRequest"}
+                    }
+                },
+            }
+        },
+    )
+    async def infer(name: str, http_request: Request) -> Response:
         """Score the request's feature tensors with the champion model."""
+        body = await http_request.body()
         try:
             model = _model(name)
             try:
-                request = InferenceRequest.model_validate(body)
+                request = InferenceRequest.model_validate_json(body)
             except ValidationError as exc:
                 first = exc.errors()[0]
                 where = ".".join(str(part) for part in first["loc"])
@@ -291,7 +378,7 @@ def create_v2_router(
             columns = request_columns(request, feature_dtypes, max_rows)
         except V2Error as exc:
             return _error(exc.message, exc.status)
-        probabilities = model.predict(model_input(model, columns))
+        probabilities = await run_in_threadpool(model.predict, model_input(model, columns))
         if observe is not None:
             observe(probabilities, "v2")
         count = len(probabilities)
