@@ -419,6 +419,20 @@ def _save(engine: Any, tag: str, target: Path) -> None:
     partial.replace(target)
 
 
+def _tag_loaded(engine: Any, key: str, tag: str) -> None:
+    """Tag the image of recipe ``key`` as ``tag``: a tarball keeps the tag it was saved under.
+
+    The cache is keyed by the recipe, not by the tag a project's Dockerfiles name, so a
+    tarball saved as ``python:3.11-slim`` serves a project that names another tag.
+    """
+    if image_label(engine, tag) == key:
+        return
+    matches = engine.images.list(filters={"label": f"{LABEL}={key}"})
+    if matches:
+        repository, _, version = tag.rpartition(":")
+        matches[0].tag(repository, version)
+
+
 def _load(engine: Any, tarball: Path, log: Log) -> None:
     with tarball.open("rb") as data:
         _check_stream(engine.api.load_image(data), log, f"loading {tarball.name}")
@@ -469,6 +483,7 @@ def ensure_stand_in(
     elif not options.rebuild and cached.is_file():
         log(f"loading {cached.name}")
         _load(engine, cached, log)
+        _tag_loaded(engine, built.key, primary)
         if image_label(engine, primary) != built.key:
             cached.unlink()
             raise ContainerEngineError(f"{cached.name} did not hold {primary}; removed it, rerun")
