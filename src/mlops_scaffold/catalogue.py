@@ -132,7 +132,7 @@ def _where(error: ErrorDetails) -> str:
     return ".".join(str(part) for part in error["loc"]) or "(top level)"
 
 
-def _first_problem(path: Path, exc: ValidationError) -> str:
+def _first_problem(path: Path, exc: ValidationError, prefix: str) -> str:
     error = exc.errors()[0]
     if error["type"] == "extra_forbidden":
         problem = "unknown key"
@@ -141,7 +141,7 @@ def _first_problem(path: Path, exc: ValidationError) -> str:
     else:
         problem = str(error["msg"]).removeprefix("Value error, ")
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-    return f"{path}: {_where(error)}: {problem}{more}"
+    return f"{path}: {prefix}{_where(error)}: {problem}{more}"
 
 
 def _read(path: Path) -> Any:
@@ -155,11 +155,11 @@ def _read(path: Path) -> Any:
         raise CatalogueError(f"{path}: cannot read ({exc.strerror})") from None
 
 
-def _validated(model: type[BaseModel], path: Path, data: Any) -> Any:
+def _validated(model: type[BaseModel], path: Path, data: Any, prefix: str = "") -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise CatalogueError(_first_problem(path, exc)) from None
+        raise CatalogueError(_first_problem(path, exc, prefix)) from None
 
 
 def _check_references(root: Path, catalogue: Catalogue) -> None:
@@ -210,11 +210,11 @@ def load_catalogue(root: Path) -> Catalogue:
     if not isinstance(settings_data, dict):
         raise CatalogueError(f"{root / SETTINGS_FILE}: must map each setting to its values")
     slots = {
-        str(slot): _validated(SlotSpec, root / SLOTS_FILE / str(slot), spec)
+        str(slot): _validated(SlotSpec, root / SLOTS_FILE, spec, f"{slot}.")
         for slot, spec in slots_data.items()
     }
     settings = {
-        str(key): _validated(SettingSpec, root / SETTINGS_FILE / str(key), spec)
+        str(key): _validated(SettingSpec, root / SETTINGS_FILE, spec, f"{key}.")
         for key, spec in settings_data.items()
     }
     found: dict[str, dict[str, Component]] = {}
