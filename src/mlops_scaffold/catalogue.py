@@ -19,7 +19,7 @@ import os
 import sys
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -218,21 +218,27 @@ def load_catalogue(root: Path) -> Catalogue:
         for key, spec in settings_data.items()
     }
     found: dict[str, dict[str, Component]] = {}
-    for directory, subdirectories, files in os.walk(root):
-        subdirectories.sort()
-        relative = Path(directory).relative_to(root).parts
-        if len(relative) != 2:
+    for slot_entry in os.scandir(root):  # two levels: <slot>/<name>/, not the files below
+        if not slot_entry.is_dir():
             continue
-        subdirectories.clear()  # a component's own files are not walked
-        slot, name = relative
-        path = Path(directory) / MANIFEST
-        if MANIFEST not in files:
-            raise CatalogueError(f"{path}: missing (every component folder has a manifest)")
-        if slot not in slots:
-            raise CatalogueError(
-                f"{path}: slot {slot!r} is not in {root / SLOTS_FILE} (slots: {', '.join(slots)})"
-            )
-        found.setdefault(slot, {})[name] = _validated(Component, path, _read(path))
+        for entry in os.scandir(slot_entry.path):
+            if not entry.is_dir():
+                continue
+            path = Path(entry.path, MANIFEST)
+            if slot_entry.name not in slots:
+                raise CatalogueError(
+                    f"{path}: slot {slot_entry.name!r} is not in {root / SLOTS_FILE} "
+                    f"(slots: {', '.join(slots)})"
+                )
+            try:
+                data = yaml.load(path.read_bytes(), Loader=_Loader)
+            except FileNotFoundError:
+                raise CatalogueError(
+                    f"{path}: missing (every component folder has a manifest)"
+                ) from None
+            except yaml.YAMLError:
+                data = _read(path)  # raises the one-line error with the line number
+            found.setdefault(slot_entry.name, {})[entry.name] = _validated(Component, path, data)
     for slot in slots:
         if slot not in found:
             raise CatalogueError(f"{root / slot}: slot {slot!r} has no component folder")
@@ -262,8 +268,17 @@ def catalogue(template: Path | None = None) -> Catalogue:
 # ---- compatibility rules -----------------------------------------------------------------
 
 
-def _broken(selection: dict[str, str], key: str, cat: Catalogue) -> tuple[str, Condition] | None:
-    """Return the first rule of ``key``'s value that ``selection`` breaks, with a message."""
+class BrokenRule(NamedTuple):
+    """A rule a selection breaks: whose rule, the one-line message, what would satisfy it."""
+
+    key: str
+    message: str
+    other: str
+    satisfying: tuple[str, ...]
+
+
+def _broken(selection: dict[str, str], key: str, cat: Catalogue) -> BrokenRule | None:
+    """Return the first rule of ``key``'s value that ``selection`` breaks."""
     value = selection[key]
     choice = cat.choice(key, value)
     for condition in choice.requires:
@@ -273,69 +288,65 @@ def _broken(selection: dict[str, str], key: str, cat: Catalogue) -> tuple[str, C
             message = (
                 f"{key}={value} requires {wanted} (have {condition.key}={have}: {condition.why})"
             )
-            return message, condition
+            return BrokenRule(key, message, condition.key, condition.any_of)
     for condition in choice.conflicts:
         have = selection[condition.key]
         if have in condition.any_of:
             message = f"{key}={value} conflicts with {condition.key}={have} ({condition.why})"
-            return message, condition
+            others = tuple(v for v in cat.choices(condition.key) if v not in condition.any_of)
+            return BrokenRule(key, message, condition.key, others)
     return None
 
 
-def _satisfying(condition: Condition, cat: Catalogue, conflict: bool) -> list[str]:
-    allowed = cat.choices(condition.key)
-    return [v for v in allowed if (v not in condition.any_of) == conflict]
+def broken_rules(selection: dict[str, str], cat: Catalogue | None = None) -> list[BrokenRule]:
+    """Return every rule ``selection`` (slot and setting -> value) breaks, in question order."""
+    cat = cat or catalogue()
+    found = (_broken(selection, key, cat) for key in cat.all_keys())
+    return [broken for broken in found if broken is not None]
 
 
 def violations(selection: dict[str, str], cat: Catalogue | None = None) -> list[str]:
-    """Every rule ``selection`` (slot and closed setting -> value) breaks, one line each."""
+    """Return the one-line message of every rule ``selection`` breaks."""
+    return [broken.message for broken in broken_rules(selection, cat)]
+
+
+def repair(
+    selection: dict[str, str], changes: dict[str, str], cat: Catalogue | None = None
+) -> dict[str, str] | None:
+    """Return ``changes`` plus what they need in turn, or None if that gets stuck.
+
+    A key already in ``changes`` is never changed again, so the result keeps ``changes``.
+    """
     cat = cat or catalogue()
-    found = (_broken(selection, key, cat) for key in cat.all_keys())
-    return [broken[0] for broken in found if broken is not None]
-
-
-def _first_broken(selection: dict[str, str], cat: Catalogue) -> tuple[str, str, Condition] | None:
-    for key in cat.all_keys():
-        broken = _broken(selection, key, cat)
-        if broken is not None:
-            return key, *broken
-    return None
-
-
-def _repair(selection: dict[str, str], key: str, value: str, cat: Catalogue) -> str | None:
-    """``key=value`` plus what it needs in turn, if that ends in an allowed stack."""
-    changes = {key: value}
-    current = {**selection, key: value}
-    for _ in range(len(current)):
-        first = _first_broken(current, cat)
-        if first is None:
-            return " ".join(f"{k}={v}" for k, v in changes.items())
-        broken_key, _, condition = first
-        if condition.key not in changes:
-            conflict = condition in cat.choice(broken_key, current[broken_key]).conflicts
-            options = _satisfying(condition, cat, conflict)
-            if options:
-                changes[condition.key] = current[condition.key] = options[0]
-                continue
-        return None
+    changes = dict(changes)
+    current = {**selection, **changes}
+    for _ in range(len(current) + 1):
+        broken = broken_rules(current, cat)
+        if not broken:
+            return changes
+        first = broken[0]
+        if first.other in changes or not first.satisfying:
+            return None
+        changes[first.other] = current[first.other] = first.satisfying[0]
     return None
 
 
 def check_compatibility(selection: dict[str, str], source: str) -> None:
     """Raise :class:`StackError` naming both sides and a fix if ``selection`` breaks a rule."""
     cat = catalogue()
-    first = _first_broken(selection, cat)
-    if first is None:
+    broken = broken_rules(selection, cat)
+    if not broken:
         return
-    key, message, condition = first
-    conflict = condition in cat.choice(key, selection[key]).conflicts
-    needed = (
-        _repair(selection, condition.key, v, cat) for v in _satisfying(condition, cat, conflict)
-    )
-    instead = (_repair(selection, key, v, cat) for v in cat.choices(key) if v != selection[key])
-    fixes = [fix for fix in needed if fix is not None]
-    fixes += [fix for fix in instead if fix is not None and " " not in fix]
-    hint = f"; set {', or '.join(fixes)}" if fixes else ""
+    key, message, other, satisfying = broken[0]
+    fixes = [repair(selection, {other: value}, cat) for value in satisfying]
+    alone = [
+        {key: value}
+        for value in cat.choices(key)
+        if value != selection[key] and not broken_rules({**selection, key: value}, cat)
+    ]
+    found = [fix for fix in (*fixes, *alone) if fix is not None]
+    texts = [" ".join(f"{k}={v}" for k, v in fix.items()) for fix in found]
+    hint = f"; set {', or '.join(texts)}" if texts else ""
     raise StackError(f"{source}: {message}{hint}")
 
 
