@@ -12,7 +12,6 @@ branch in another file fails.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import yaml
 
