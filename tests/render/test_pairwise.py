@@ -130,7 +130,7 @@ def test_every_pair_is_rendered_or_refused_with_one_line() -> None:
 
 @pytest.fixture(scope="module")
 def pairwise_projects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Render every stack of the covering plan (and the pytest stacks) without git."""
+    """Render every stack of the covering plan (without git) and the pytest stacks."""
     root = tmp_path_factory.mktemp("pairwise")
     stacks, _, _ = covering_plan()
     projects = {}
@@ -140,9 +140,10 @@ def pairwise_projects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pat
         stack = load_stack(profile=base_name, overrides=overrides_for(selection, base))
         projects[name] = create_project(stack, root / name.replace("-", "_"), init_git=False)
     for name, (profile, overrides) in PYTEST_STACKS.items():
-        if name not in projects:
-            stack = load_stack(profile=profile, overrides=list(overrides))
-            projects[name] = create_project(stack, root / name.replace("-", "_"), init_git=False)
+        # git-initialised, as users get them (DVC and the generated tests expect a repo)
+        stack = load_stack(profile=profile, overrides=list(overrides))
+        target = root / f"pytest_{name.replace('-', '_')}"
+        projects[f"pytest-{name}"] = create_project(stack, target)
     return projects
 
 
@@ -164,7 +165,7 @@ def test_every_rendered_stack_parses_compiles_and_lints(
     problems: list[str] = []
     for name, project in pairwise_projects.items():
         for path in project.rglob("*"):
-            if not path.is_file():
+            if not path.is_file() or ".git" in path.relative_to(project).parts:
                 continue
             relative = f"{name}/{path.relative_to(project)}"
             text = path.read_text(encoding="utf-8", errors="replace")
@@ -209,7 +210,7 @@ def test_pytest_stacks_cover_every_value() -> None:
 
 @pytest.mark.parametrize("name", PYTEST_STACKS)
 def test_generated_pytest_passes(pairwise_projects: dict[str, Path], name: str) -> None:
-    project = pairwise_projects[name]
+    project = pairwise_projects[f"pytest-{name}"]
     venv = project_env(project)
     env = {**os.environ, "PYTHONPATH": str(project / "src"),
            "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}"}
