@@ -27,6 +27,10 @@ class StackError(ScaffoldError):
     """A stack file, profile name or ``--set`` override is invalid."""
 
 
+class CatalogueError(ScaffoldError):
+    """A component manifest or the catalogue's slots/settings file is invalid."""
+
+
 class DestinationError(ScaffoldError):
     """The destination directory cannot receive a new project."""
 

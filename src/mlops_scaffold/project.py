@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .catalogue import catalogue
 from .errors import DestinationError
 from .gitutil import TEMPLATE_BRANCH, commit_message, git, git_env, require_git
-from .registry import SLOTS
 from .render import render
 from .stacks import Stack
 
@@ -69,7 +69,7 @@ def _services(stack: Stack) -> list[ServicePort]:
     settings = stack.settings.model_dump()
     services = []
     for slot, value in stack.slots.model_dump().items():
-        for service in SLOTS[slot][value].services:
+        for service in catalogue().components[slot][value].services:
             port = settings.get(service.port_setting) if service.port_setting else None
             services.append(ServicePort(service.name, port))
     return services
@@ -80,7 +80,7 @@ def plan_project(stack: Stack, destination: Path) -> Plan:
     destination = destination.expanduser().resolve()
     check_destination(destination)
     components = [
-        (slot, value, SLOTS[slot][value].description)
+        (slot, value, catalogue().components[slot][value].description)
         for slot, value in stack.slots.model_dump().items()
     ]
     with tempfile.TemporaryDirectory(prefix="mlops-scaffold-plan-") as scratch:

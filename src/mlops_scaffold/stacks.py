@@ -20,8 +20,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .catalogue import catalogue, check_compatibility
 from .errors import StackError
-from .registry import SETTING_CHOICES, SLOTS
 from .resources import stacks_dir
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
@@ -34,7 +34,7 @@ def _check_choice(kind: str, key: str, value: str, allowed: list[str] | tuple[st
 
 
 class Slots(BaseModel):
-    """One component per slot; allowed values come from the slot registry."""
+    """One component per slot; allowed values are the component folders of the catalogue."""
 
     model_config = _STRICT
 
@@ -52,7 +52,7 @@ class Slots(BaseModel):
     @classmethod
     def _known_component(cls, value: str, info: Any) -> str:
         slot = str(info.field_name)
-        return _check_choice("slot", slot, value, list(SLOTS[slot]))
+        return _check_choice("slot", slot, value, catalogue().choices(slot))
 
 
 class StackSettings(BaseModel):
@@ -73,11 +73,14 @@ class StackSettings(BaseModel):
     grafana_port: int = Field(default=3000, ge=1024, le=65535, strict=True)
     airflow_port: int = Field(default=8080, ge=1024, le=65535, strict=True)
 
-    @field_validator(*SETTING_CHOICES)
+    @field_validator("*")
     @classmethod
-    def _known_choice(cls, value: str, info: Any) -> str:
+    def _known_choice(cls, value: Any, info: Any) -> Any:
         key = str(info.field_name)
-        return _check_choice("setting", key, value, SETTING_CHOICES[key])
+        closed = catalogue().settings.get(key)
+        if closed is None:
+            return value
+        return _check_choice("setting", key, value, tuple(closed.values))
 
 
 class Stack(BaseModel):
@@ -90,6 +93,12 @@ class Stack(BaseModel):
     extends: str | None = None
     slots: Slots
     settings: StackSettings = Field(default_factory=StackSettings)
+
+    def selection(self) -> dict[str, str]:
+        """Every slot and closed setting with its value: what compatibility rules look at."""
+        settings = self.settings.model_dump()
+        closed = {key: str(settings[key]) for key in catalogue().settings}
+        return {**self.slots.model_dump(), **closed}
 
     def to_answers(self) -> dict[str, Any]:
         """Return the Copier answers this stack stands for (slots, settings and profile)."""
@@ -215,11 +224,17 @@ def _format_validation_error(source: str, exc: ValidationError) -> str:
 
 
 def validate_stack(raw: dict[str, Any], source: str) -> Stack:
-    """Validate a raw (already merged) stack mapping; errors name ``source`` and the key."""
+    """Validate a raw (already merged) stack mapping; errors name ``source`` and the key.
+
+    Then apply the catalogue's compatibility rules: a refused combination raises
+    :class:`StackError` naming both sides and a fix, before anything is written.
+    """
     try:
-        return Stack.model_validate(raw)
+        stack = Stack.model_validate(raw)
     except ValidationError as exc:
         raise StackError(_format_validation_error(source, exc)) from None
+    check_compatibility(stack.selection(), source)
+    return stack
 
 
 def load_stack(

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mlops_scaffold.catalogue import catalogue
 from mlops_scaffold.errors import StackError
-from mlops_scaffold.registry import SLOTS
 from mlops_scaffold.stacks import (
     SETTING_KEYS,
     SLOT_KEYS,
@@ -26,7 +26,7 @@ def write(path: Path, data: object) -> Path:
 def test_startup_profile_loads_with_every_slot() -> None:
     stack = load_stack(profile="startup")
     assert stack.name == "startup"
-    assert set(stack.slots.model_dump()) == set(SLOTS)
+    assert set(stack.slots.model_dump()) == set(catalogue().slots)
     assert stack.settings.serving_port == 8000
     assert "startup" in builtin_profiles()
 

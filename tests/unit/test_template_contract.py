@@ -1,9 +1,10 @@
-"""The stack models, the slot registry and the Copier questions must describe the same thing."""
+"""The stack models, the component catalogue and the Copier questions describe the same thing."""
 
 from __future__ import annotations
 
-from mlops_scaffold.registry import SETTING_CHOICES, SLOTS
+from mlops_scaffold.catalogue import catalogue, copier_config_with_questions
 from mlops_scaffold.render import template_questions
+from mlops_scaffold.resources import template_dir
 from mlops_scaffold.stacks import SETTING_KEYS, SLOT_KEYS, StackSettings
 
 PROJECT_LEVEL = {"project_name", "package_name", "description", "profile", "scaffold_version"}
@@ -15,10 +16,28 @@ def test_questions_are_the_stack_fields() -> None:
     assert questions >= PROJECT_LEVEL
 
 
-def test_slot_questions_offer_exactly_the_registry_values() -> None:
+def test_catalogue_slots_are_the_stack_slots_and_closed_settings_are_settings() -> None:
+    cat = catalogue()
+    assert tuple(cat.slots) == SLOT_KEYS
+    assert set(cat.settings) <= set(SETTING_KEYS)
+
+
+def test_copier_questions_are_generated_from_the_catalogue() -> None:
+    """Fails when a manifest changed and copier.yml was not regenerated.
+
+    Fix: ``python -m mlops_scaffold.catalogue --write-copier``. Plain ``copier copy`` reads
+    only copier.yml (its ``!include`` merges whole question files, ``_external_data`` reads
+    files of the destination, not the template), so the choices are generated into it.
+    """
+    text = (template_dir() / "copier.yml").read_text(encoding="utf-8")
+    assert copier_config_with_questions(text, catalogue()) == text
+
+
+def test_slot_and_setting_questions_offer_exactly_the_catalogue_values() -> None:
     questions = template_questions()
-    for slot, components in SLOTS.items():
-        assert sorted(questions[slot]["choices"]) == sorted(components), slot
+    cat = catalogue()
+    for key in cat.all_keys():
+        assert questions[key]["choices"] == list(cat.choices(key)), key
 
 
 def test_setting_questions_match_types_choices_and_defaults() -> None:
@@ -28,5 +47,5 @@ def test_setting_questions_match_types_choices_and_defaults() -> None:
         assert question["default"] == field.default, key
         expected_type = "int" if field.annotation is int else "str"
         assert question["type"] == expected_type, key
-        if key in SETTING_CHOICES:
-            assert question["choices"] == list(SETTING_CHOICES[key]), key
+    for slot, spec in catalogue().slots.items():
+        assert questions[slot]["default"] == spec.default, slot

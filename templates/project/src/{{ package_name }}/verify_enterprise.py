@@ -3,8 +3,10 @@
 ``verify`` starts MLflow with :func:`mlflow_command` (PostgreSQL backend store, artifacts
 proxied to S3, basic auth) and appends these steps to its plan:
 
-``validation``    Great Expectations passed on both raw files (reports/validation.json);
-``ray tune``      the tune stage ran on Ray Tune and every trial is an MLflow run;
+``validation``    Great Expectations passed on both raw files (reports/validation.json),
+                  when the stack has validation=great-expectations;
+``ray tune``      the tune stage ran on Ray Tune and every trial is an MLflow run, when
+                  the stack has tuning=ray-tune;
 ``mlflow auth``   the tracking API refuses anonymous calls (401); the model's artifacts
                   are objects in the S3 bucket; the registry rows are in PostgreSQL;
 ``dvc remote``    ``dvc push`` to the S3 remote, the local cache dropped, ``dvc fetch``
@@ -17,6 +19,7 @@ proxied to S3, basic auth) and appends these steps to its plan:
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -217,11 +220,25 @@ def step_prometheus(ctx: Context, client: httpx.Client) -> str:
     return f"targets {sorted(health)} up; data_drift_drifted_columns = {series[0]['value'][1]}"
 
 
+def _rendered(module: str) -> bool:
+    """Whether the stack rendered ``module`` of this package (its stage was selected)."""
+    return importlib.util.find_spec(f"{__package__}.{module}") is not None
+
+
 def extend_plan(plan: tuple[Any, ...]) -> tuple[Any, ...]:
-    """``verify``'s plan with this profile's steps (shutdown stays last, run by verify)."""
-    extra = (
+    """``verify``'s plan with this profile's steps (shutdown stays last, run by verify).
+
+    The validation and Ray Tune steps check stages that only some stacks select
+    (validation=great-expectations, tuning=ray-tune): they join the plan when the stage's
+    module was rendered.
+    """
+    optional = (
         ("validation", step_validation, ("dvc repro",), "dvc-repro"),
         ("ray tune", step_ray_tune, ("dvc repro",), "dvc-repro"),
+    )
+    modules = {"validation": "validate", "ray tune": "tune_ray"}
+    extra = (
+        *(step for step in optional if _rendered(modules[step[0]])),
         ("mlflow auth", step_mlflow_auth, ("champion",), "mlflow"),
         ("redis online", step_redis, ("dvc repro",), "dvc-repro"),
         ("api key", step_api_key, ("predict ids",), "serving"),

@@ -1,0 +1,232 @@
+"""Pairwise coverage of the catalogue: every two slots/settings, every pair of values.
+
+Each pair of values of two slots or closed settings either appears in a rendered stack or
+is refused by a compatibility rule with its one-line message. The allowed stacks are
+enumerated exactly (every combination checked against the rules); the rendered set starts
+from the built-in profiles and adds, greedily, the allowed stack covering most of the pairs
+still missing. Every rendered project parses, compiles, passes ruff and
+``docker-compose config -q`` and has no unrendered Jinja. The generated pytest runs for a
+few stacks chosen so that, with the profiles test_render.py already runs, every value of
+every slot and closed setting is tested at least once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from functools import cache
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlops_scaffold.catalogue import broken_rules, catalogue
+from mlops_scaffold.errors import StackError
+from mlops_scaffold.project import create_project
+from mlops_scaffold.stacks import Stack, builtin_profiles, load_stack
+from tests.envs import project_env
+from tests.render.test_render import LEFTOVER_JINJA, text_files
+
+pytestmark = pytest.mark.render
+
+Pair = tuple[str, str, str, str]
+REPO_RUFF = Path(sys.executable).parent / "ruff"
+
+# Stacks whose generated pytest runs here, next to startup, startup-lean and kubernetes
+# (test_render.py): together every value of every slot and closed setting is tested.
+PYTEST_STACKS: dict[str, tuple[str, tuple[str, ...]]] = {
+    # seldon, evidently-grafana, ray-tune, great-expectations
+    "k8s-seldon-grafana-ray-ge": (
+        "kubernetes",
+        ("serving=seldon", "monitoring=evidently-grafana", "tuning=ray-tune",
+         "validation=great-expectations", "ci=none"),
+    ),
+    # fastapi-deployment (same environment as the kubernetes profile)
+    "k8s-deployment": ("kubernetes", ("serving=fastapi-deployment", "orchestration=dvc")),
+    # aws-cdk, dynamodb
+    "aws": ("aws", ()),
+}
+ALREADY_TESTED = {"startup": ("startup", ()), "startup-lean": ("startup", ("tuning=none",
+                  "ci=none")), "kubernetes": ("kubernetes", ()),
+                  # tests/e2e/test_enterprise_e2e.py (slow) runs its pytest against the dev
+                  # services it starts (its Feast test needs FEAST_REDIS and the SQL registry)
+                  "enterprise": ("enterprise", ())}
+
+
+def pairs_of(selection: dict[str, str]) -> set[Pair]:
+    """Every (key, value, key, value) pair ``selection`` contains, keys in question order."""
+    items = list(selection.items())
+    return {(a, va, b, vb) for (a, va), (b, vb) in itertools.combinations(items, 2)}
+
+
+def ordered(selection: dict[str, str]) -> dict[str, str]:
+    return {key: selection[key] for key in catalogue().all_keys()}
+
+
+@cache
+def allowed_stacks() -> tuple[tuple[tuple[str, str], ...], ...]:
+    """Every combination of slot and closed-setting values no rule refuses."""
+    cat = catalogue()
+    keys = cat.all_keys()
+    found = []
+    for values in itertools.product(*(cat.choices(key) for key in keys)):
+        selection = dict(zip(keys, values, strict=True))
+        if not broken_rules(selection, cat):
+            found.append(tuple(selection.items()))
+    return tuple(found)
+
+
+@cache
+def covering_plan() -> tuple[dict[str, dict[str, str]], set[Pair], set[Pair]]:
+    """(stacks to render by name, pairs they cover, pairs no allowed stack has)."""
+    allowed = [dict(items) for items in allowed_stacks()]
+    cat = catalogue()
+    every = {
+        (a, va, b, vb)
+        for a, b in itertools.combinations(cat.all_keys(), 2)
+        for va in cat.choices(a)
+        for vb in cat.choices(b)
+    }
+    possible = set().union(*(pairs_of(selection) for selection in allowed))
+    stacks = {name: ordered(load_stack(profile=name).selection()) for name in builtin_profiles()}
+    uncovered = possible - set().union(*(pairs_of(s) for s in stacks.values()))
+    candidates = [(selection, pairs_of(selection)) for selection in allowed]
+    while uncovered:
+        selection, pairs = max(candidates, key=lambda item: len(item[1] & uncovered))
+        uncovered -= pairs
+        stacks[f"pairwise-{len(stacks) - len(builtin_profiles()) + 1:02d}"] = selection
+    return stacks, possible, every - possible
+
+
+def overrides_for(selection: dict[str, str], base: Stack) -> list[str]:
+    current = base.selection()
+    return [f"{key}={value}" for key, value in selection.items() if current[key] != value]
+
+
+def test_every_pair_is_rendered_or_refused_with_one_line() -> None:
+    stacks, possible, refused = covering_plan()
+    covered = set().union(*(pairs_of(selection) for selection in stacks.values()))
+    assert covered == possible
+    startup = load_stack(profile="startup")
+    for a, va, b, vb in sorted(refused):
+        overrides = overrides_for({**startup.selection(), a: va, b: vb}, startup)
+        with pytest.raises(StackError) as caught:
+            load_stack(profile="startup", overrides=overrides)
+        message = caught.value.message
+        assert "\n" not in message
+        assert re.search(r" (requires|conflicts with) ", message), message
+        assert f"{a}={va}" in message or f"{b}={vb}" in message, message
+    print(f"\npairwise: {len(stacks)} stacks ({len(builtin_profiles())} profiles), "
+          f"{len(possible)} pairs covered, {len(refused)} pairs refused by a rule")
+
+
+@pytest.fixture(scope="module")
+def pairwise_projects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Render every stack of the covering plan (without git) and the pytest stacks."""
+    root = tmp_path_factory.mktemp("pairwise")
+    stacks, _, _ = covering_plan()
+    projects = {}
+    for name, selection in stacks.items():
+        base_name = name if name in builtin_profiles() else "startup"
+        base = load_stack(profile=base_name)
+        stack = load_stack(profile=base_name, overrides=overrides_for(selection, base))
+        projects[name] = create_project(stack, root / name.replace("-", "_"), init_git=False)
+    for name, (profile, overrides) in PYTEST_STACKS.items():
+        # git-initialised, as users get them (DVC and the generated tests expect a repo)
+        stack = load_stack(profile=profile, overrides=list(overrides))
+        target = root / f"pytest_{name.replace('-', '_')}"
+        projects[f"pytest-{name}"] = create_project(stack, target)
+    return projects
+
+
+def compose_config_problem(project: Path) -> str | None:
+    """``docker-compose config -q``'s complaint, None when valid or not installed (not CI)."""
+    executable = shutil.which("docker-compose")
+    if executable is None:
+        assert os.environ.get("CI") != "true", "docker-compose is required under CI=true"
+        return None
+    env = {**os.environ, "COMPOSE_PROJECT_NAME": "check"}
+    result = subprocess.run([executable, "-f", "docker-compose.yml", "config", "-q"],
+                            cwd=project, capture_output=True, text=True, env=env, check=False)
+    return None if result.returncode == 0 else result.stderr
+
+
+def test_every_rendered_stack_parses_compiles_and_lints(
+    pairwise_projects: dict[str, Path],
+) -> None:
+    problems: list[str] = []
+    for name, project in pairwise_projects.items():
+        if name.startswith("pytest-"):
+            continue  # copies of plan combinations for the pytest runs, git-initialised
+        for path in project.rglob("*"):
+            if not path.is_file() or ".git" in path.relative_to(project).parts:
+                continue
+            relative = f"{name}/{path.relative_to(project)}"
+            text = path.read_text(encoding="utf-8", errors="replace")
+            try:
+                if path.suffix in {".yml", ".yaml"}:
+                    list(yaml.safe_load_all(text))
+                elif path.suffix == ".toml":
+                    tomllib.loads(text)
+                elif path.suffix == ".json":
+                    json.loads(text)
+                elif path.suffix == ".py":
+                    compile(text, str(path), "exec", dont_inherit=True)  # as py_compile does
+            except (yaml.YAMLError, tomllib.TOMLDecodeError, ValueError, SyntaxError) as exc:
+                problems.append(f"{relative}: {str(exc).splitlines()[0]}")
+        leftovers = [
+            f"{name}/{path.relative_to(project)}:{number}"
+            for path in text_files(project)
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+            if LEFTOVER_JINJA.search(line)
+        ]
+        problems += [f"{where}: unrendered Jinja" for where in leftovers]
+        problems += [f"{name}/{p}: left as a template" for p in project.rglob("*.jinja")]
+        lint = subprocess.run([str(REPO_RUFF), "check", "--no-cache", "--quiet", "."],
+                              cwd=project, capture_output=True, text=True, check=False)
+        if lint.returncode != 0:
+            problems.append(f"{name}: ruff: {lint.stdout.strip()[:2000]}")
+        compose = compose_config_problem(project)
+        if compose is not None:
+            problems.append(f"{name}: docker-compose config: {compose.strip()[:1000]}")
+    assert problems == []
+
+
+def test_pytest_stacks_cover_every_value() -> None:
+    cat = catalogue()
+    tested: dict[str, set[str]] = {key: set() for key in cat.all_keys()}
+    for profile, overrides in (*ALREADY_TESTED.values(), *PYTEST_STACKS.values()):
+        stack = load_stack(profile=profile, overrides=list(overrides))
+        for key, value in stack.selection().items():
+            tested[key].add(value)
+    assert {key: set(cat.choices(key)) for key in cat.all_keys()} == tested
+
+
+@pytest.mark.parametrize("name", PYTEST_STACKS)
+def test_generated_pytest_passes(pairwise_projects: dict[str, Path], name: str) -> None:
+    project = pairwise_projects[f"pytest-{name}"]
+    venv = project_env(project)
+    env = {**os.environ, "PYTHONPATH": str(project / "src"),
+           "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    tests = subprocess.run([str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p",
+                            "no:cacheprovider"], cwd=project, capture_output=True, text=True,
+                           env=env, check=False)
+    assert tests.returncode == 0, tests.stdout[-4000:] + tests.stderr[-2000:]
+    assert re.search(r"\d+ passed", tests.stdout)
+    package = next(path.name for path in (project / "src").iterdir() if path.is_dir())
+    if (project / "src" / package / "verify_enterprise.py").is_file():
+        # The verify plan holds a step only for a stage the stack rendered.
+        code = (f"from {package}.verify_enterprise import extend_plan; "
+                "print(','.join(step[0] for step in extend_plan(())))")
+        plan = subprocess.run([str(venv / "bin" / "python"), "-c", code], cwd=project,
+                              capture_output=True, text=True, env=env, check=True).stdout
+        steps = plan.strip().split(",")
+        assert ("ray tune" in steps) == (project / "src" / package / "tune_ray.py").is_file()
+        assert ("validation" in steps) == (project / "src" / package / "validate.py").is_file()

@@ -1,0 +1,119 @@
+"""The component catalogue: manifests validated with one-line errors, rules applied on load."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mlops_scaffold.catalogue import catalogue, components_dir, load_catalogue, violations
+from mlops_scaffold.errors import CatalogueError, StackError
+from mlops_scaffold.stacks import load_stack
+
+
+@pytest.fixture
+def copy(tmp_path: Path) -> Path:
+    root = tmp_path / "components"
+    shutil.copytree(components_dir(), root)
+    return root
+
+
+def test_shipped_catalogue_loads_every_component_folder() -> None:
+    cat = catalogue()
+    folders = {p.parent.relative_to(components_dir()).as_posix()
+               for p in components_dir().glob("*/*/component.yml")}
+    assert folders == {f"{slot}/{name}" for slot in cat.components for name in cat.components[slot]}
+    assert cat.choices("tuning")[-1] == "none"
+    assert cat.components["tracking"]["mlflow"].services[0].port_setting == "mlflow_port"
+    assert catalogue() is cat  # cached
+
+
+@pytest.mark.parametrize(
+    ("path", "text", "message"),
+    [
+        ("serving/fastapi/component.yml", "description: x\nport: 1\n",
+         r"serving/fastapi/component\.yml: port: unknown key$"),
+        ("serving/fastapi/component.yml", "services: []\n",
+         r"serving/fastapi/component\.yml: description: missing key$"),
+        ("serving/fastapi/component.yml", "description: x\nrequires: [{slot: nope, any_of: [a], "
+         "why: y}]\n", r"serving/fastapi/component\.yml: requires\.0: unknown slot 'nope'$"),
+        ("serving/fastapi/component.yml", "description: x\nrequires: [{slot: deploy, any_of: "
+         "[k8s], why: y}]\n", r"requires\.0\.any_of: deploy has no value 'k8s' \(allowed: "),
+        ("serving/fastapi/component.yml", "description: x\nrequires: [{slot: deploy, setting: "
+         "online_store, any_of: [compose], why: y}]\n",
+         r"requires\.0: give exactly one of slot or setting$"),
+        ("serving/fastapi/component.yml", "description: [unclosed\n", r"not valid YAML \(line"),
+        ("serving/bento/readme.txt", "x", r"serving/bento/component\.yml: missing"),
+        ("nope/thing/component.yml", "description: x\n", r"slot 'nope' is not in .*slots\.yml"),
+        ("settings.yml", "validation: {help: h, default: none, values: {none: {}}}\n",
+         r"settings\.yml: validation\.values\.none\.description: missing key$"),
+        ("settings.yml", "validation: {help: h, default: x, values: {none: {description: d}}}\n",
+         r"settings\.yml: validation\.default: 'x' is not one of its values \(none\)$"),
+    ],
+)
+def test_invalid_manifests_give_one_line_naming_file_and_key(
+    copy: Path, path: str, text: str, message: str
+) -> None:
+    target = copy / path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    with pytest.raises(CatalogueError) as caught:
+        load_catalogue(copy)
+    assert "\n" not in caught.value.message
+    assert caught.value.message.startswith(f"{copy}/")
+    assert re.search(message, caught.value.message), caught.value.message
+
+
+def test_a_new_component_folder_is_a_new_allowed_value(copy: Path) -> None:
+    folder = copy / "tracking" / "aim"
+    folder.mkdir()
+    (folder / "component.yml").write_text(
+        "description: Aim tracking server\nservices: [{name: aim, port_setting: mlflow_port}]\n",
+        encoding="utf-8",
+    )
+    assert load_catalogue(copy).choices("tracking") == ("aim", "mlflow")
+
+
+REFUSED = [
+    (["serving=kserve"], "profile 'startup' (startup.yaml) with --set serving=kserve: "
+     "serving=kserve requires deploy=kubernetes (have deploy=compose: the InferenceService runs"
+     " on a Kubernetes cluster; with compose only the plain FastAPI app would run); set "
+     "deploy=kubernetes, or serving=fastapi"),
+    (["orchestration=airflow"], "orchestration=airflow requires tracking_backend=postgresql "
+     "(have tracking_backend=sqlite: "),
+    (["online_store=dynamodb"], "online_store=dynamodb requires deploy=aws-cdk"),
+    (["online_store=redis"], "online_store=redis requires tracking_backend=postgresql"),
+    (["deploy=aws-cdk"], "deploy=aws-cdk requires artifact_store=s3 (have artifact_store=local"),
+    (["tracking_backend=postgresql"], "tracking_backend=postgresql requires online_store=redis"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), REFUSED)
+def test_refused_combinations_name_both_sides_and_a_fix(
+    overrides: list[str], message: str
+) -> None:
+    with pytest.raises(StackError) as caught:
+        load_stack(profile="startup", overrides=overrides)
+    text = caught.value.message
+    assert message in text
+    assert "\n" not in text and "; set " in text
+    fix = text.rsplit("; set ", 1)[1].split(", or ")[0].split()
+    fixed = load_stack(profile="startup", overrides=[*overrides, *fix])  # the first fix works
+    assert violations(fixed.selection()) == []
+
+
+def test_enterprise_with_optuna_is_allowed_and_airflow_fix_lists_all_it_needs() -> None:
+    load_stack(profile="enterprise", overrides=["tuning=optuna", "validation=none"])
+    with pytest.raises(StackError, match=r"; set tracking_backend=postgresql online_store=redis "
+                       r"artifact_store=s3 data_remote=s3, or orchestration=dvc"):
+        load_stack(profile="startup", overrides=["orchestration=airflow"])
+
+
+def test_recorded_answers_are_checked_too() -> None:
+    from mlops_scaffold.stacks import stack_from_answers
+
+    answers = load_stack(profile="kubernetes").to_answers()
+    with pytest.raises(StackError, match=r"^\.copier-answers\.yml: serving=kserve requires"):
+        stack_from_answers(answers, ["deploy=compose"])

@@ -1,0 +1,101 @@
+"""A ratchet on shared template files branching on a particular component.
+
+A component's files belong in its folder (templates/components/<slot>/<name>/); a file
+under templates/project is shared by every stack and should not ask which component a
+slot holds (``{% if serving == 'kserve' %}``, ``tuning != 'none'``, ``deploy in [...]``),
+nor should copier.yml drop files by component (``_exclude``). Until the component files
+move into their folders, today's branches are allowed, file by file, by the counts below:
+a count may only go down (lower it here when you remove a branch), a new branch or a
+branch in another file fails.
+"""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from mlops_scaffold.catalogue import catalogue
+from mlops_scaffold.resources import template_dir
+
+# Shared file (relative to templates/project) -> component branches it may still hold.
+ALLOWED_BRANCHES: dict[str, int] = {
+    ".env.example.jinja": 3,
+    "Makefile.jinja": 6,
+    "README.md.jinja": 27,
+    "dags/{{ package_name }}_pipeline.py.jinja": 1,
+    "deploy/k8s/base/kustomization.yaml.jinja": 3,
+    "deploy/k8s/base/networkpolicies.yaml.jinja": 2,
+    "deploy/k8s/overlays/dev/kustomization.yaml.jinja": 3,
+    "deploy/k8s/overlays/prod/kustomization.yaml.jinja": 2,
+    "docker/pipeline.Dockerfile.jinja": 1,
+    "docker/postgres-init.sh.jinja": 1,
+    "docker-compose.yml.jinja": 8,
+    "dvc.yaml.jinja": 6,
+    "feature_repo/feature_store.yaml.jinja": 2,
+    "feature_repo/features.py.jinja": 4,
+    "params.yaml.jinja": 3,
+    "pipelines/kfp_pipeline.py.jinja": 6,
+    "pyproject.toml.jinja": 5,
+    "tests/conftest.py.jinja": 4,
+    "tests/test_features.py.jinja": 1,
+}
+# copier.yml _exclude rules that drop files by component.
+ALLOWED_EXCLUDE_BRANCHES = 21
+
+JINJA = re.compile(r"\{[{%]-?(.*?)-?[}%]\}", re.DOTALL)
+
+
+def component_test() -> re.Pattern[str]:
+    """A slot compared to a value: ``slot ==``, ``slot !=``, ``slot in``, ``slot not in``."""
+    slots = "|".join(map(re.escape, catalogue().slots))
+    return re.compile(rf"\b({slots})\s*(?:==|!=|(?:not\s+)?in\b)")
+
+
+def branches(text: str, test: re.Pattern[str]) -> int:
+    """Component comparisons inside the Jinja tags and expressions of ``text``."""
+    return sum(len(test.findall(body)) for body in JINJA.findall(text))
+
+
+def test_component_branches_in_shared_files_only_shrink() -> None:
+    project = template_dir() / "project"
+    test = component_test()
+    found = {}
+    for path in sorted(project.rglob("*")):
+        if path.is_file() and path.suffix == ".jinja":
+            count = branches(path.read_text(encoding="utf-8"), test)
+            if count:
+                found[path.relative_to(project).as_posix()] = count
+    grown = {
+        name: f"{count} (allowed {ALLOWED_BRANCHES.get(name, 0)})"
+        for name, count in found.items()
+        if count > ALLOWED_BRANCHES.get(name, 0)
+    }
+    assert grown == {}, (
+        "shared files branch on a component: give the component its own file in its folder "
+        "or contribute through its manifest instead"
+    )
+    shrunk = {
+        name: f"{found.get(name, 0)} (allowlist says {allowed}: lower it)"
+        for name, allowed in ALLOWED_BRANCHES.items()
+        if found.get(name, 0) < allowed
+    }
+    assert shrunk == {}
+
+
+def test_exclude_rules_by_component_only_shrink() -> None:
+    config = yaml.safe_load((template_dir() / "copier.yml").read_text(encoding="utf-8"))
+    test = component_test()
+    count = sum(1 for rule in config.get("_exclude", []) if test.search(rule))
+    assert count <= ALLOWED_EXCLUDE_BRANCHES, "a new _exclude rule by component"
+    assert count == ALLOWED_EXCLUDE_BRANCHES, f"{count} rules now: lower the allowlist"
+
+
+def test_the_check_sees_every_form_of_branch() -> None:
+    test = component_test()
+    text = (
+        "{% if serving == 'kserve' %}a{% endif %}{%- if tuning != 'none' -%}"
+        "{{ 'x' if deploy in ['compose'] else 'y' }}{% elif ci not in ('none',) %}"
+        "{% if tracking_backend == 'postgresql' %}{% if served == 'x' %} tuning == 'none'"
+    )
+    assert branches(text, test) == 4
