@@ -266,16 +266,20 @@ def _resolve_parent(reference: str, child: Path) -> Path:
         try:
             candidate = (child.parent / reference).resolve()
             is_file = candidate.is_file()
-        except (OSError, ValueError, RuntimeError) as exc:
+        except OSError as exc:
             raise StackError(
-                f"{child}: extends: {reference!r} is not a usable path ({exc})"
+                f"{child}: extends: {shown(reference)} is not a usable path ({exc.strerror})"
             ) from None
+        except (ValueError, RuntimeError) as exc:  # a NUL byte; a symlink loop
+            raise StackError(f"{child}: extends: {shown(reference)}: {exc}") from None
         if not is_file:
-            raise StackError(f"{child}: extends: {reference!r} is not a file")
+            raise StackError(f"{child}: extends: {shown(reference)} is not a file")
         return candidate
     if reference not in builtin_profiles():
         allowed = ", ".join(builtin_profiles())
-        raise StackError(f"{child}: extends: unknown profile {reference!r}; available: {allowed}")
+        raise StackError(
+            f"{child}: extends: unknown profile {shown(reference)}; available: {allowed}"
+        )
     return _profile_path(reference)
 
 
