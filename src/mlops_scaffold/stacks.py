@@ -373,7 +373,14 @@ def _format_validation_error(
             if "; got " not in message and isinstance(value, str | int | float | bool):
                 message += f"; got {shown(value)}"
             problems.append(f"{location}: {message}" if loc else message)
+    if len(problems) > MAX_PROBLEMS:
+        hidden = len(problems) - MAX_PROBLEMS
+        problems = [*problems[:MAX_PROBLEMS], f"and {hidden} more problem{'s' * (hidden > 1)}"]
     return f"{source}: " + "; ".join(problems)
+
+
+MAX_PROBLEMS = 3
+"""Problems of a stack reported in its one-line message; the rest are counted."""
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:
