@@ -6,9 +6,11 @@ that is renamed to the destination only once the render (and the first commit) i
 
 from __future__ import annotations
 
+import keyword
 import os
 import re
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,7 +60,8 @@ MAX_NAME_LENGTH = 64
 def check_destination(destination: Path) -> None:
     """Raise :class:`DestinationError` if ``destination`` cannot receive a new project.
 
-    The name must be a project name (the whole string: no trailing newline), the
+    The name must be a project name (the whole string: no trailing newline) whose
+    package name is neither a Python keyword nor a standard-library module, the
     destination must not exist or be an empty directory, and its nearest existing
     ancestor must be a directory this process can write in.
     """
@@ -68,6 +71,17 @@ def check_destination(destination: Path) -> None:
             f"DEST {str(destination)!r}: the directory name becomes the project name and must "
             "start with a letter, contain only letters, digits, '-' and '_', and have at most "
             f"{MAX_NAME_LENGTH} characters"
+        )
+    package = name.lower().replace("-", "_")
+    if keyword.iskeyword(package):
+        raise DestinationError(
+            f"DEST {str(destination)!r}: the package name {package!r} is a Python keyword; "
+            "choose another directory name"
+        )
+    if package in sys.stdlib_module_names:
+        raise DestinationError(
+            f"DEST {str(destination)!r}: the package name {package!r} would shadow the "
+            "standard-library module of that name; choose another directory name"
         )
     try:
         if destination.exists() or destination.is_symlink():

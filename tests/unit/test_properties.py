@@ -19,7 +19,7 @@ import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from mlops_scaffold.errors import StackError
+from mlops_scaffold.errors import ScaffoldError, StackError
 from mlops_scaffold.registry import SETTING_CHOICES, SLOTS
 from mlops_scaffold.stacks import (
     SETTING_KEYS,
@@ -369,6 +369,13 @@ def test_accepted_stacks_render_parseable_projects(
     outcome = load_or_refuse(stack_file=path)
     if isinstance(outcome, StackError):
         return  # refused (e.g. no such combination) with one line: checked above
-    project = create_project(outcome, folder / name, init_git=False)
+    try:
+        project = create_project(outcome, folder / name, init_git=False)
+    except ScaffoldError as exc:  # e.g. a name whose package is a keyword: one line, no files
+        assert exc.message.isprintable(), repr(exc.message)
+        assert sorted(item.name for item in folder.iterdir()) == ["stack.yaml"]
+        event("refused at new")
+        return
+    event("rendered")
     counts = parse_every_file(project)
     assert counts["yaml"] > 3 and counts["toml"] >= 1 and counts["python"] > 5, counts
