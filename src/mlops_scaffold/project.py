@@ -57,6 +57,14 @@ def project_answers(stack: Stack, destination: Path) -> dict[str, Any]:
 MAX_NAME_LENGTH = 64
 
 
+def resolve_destination(destination: Path) -> Path:
+    """Return ``destination`` absolute with symlinks resolved, or raise DestinationError."""
+    try:
+        return destination.expanduser().resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop (RuntimeError before 3.13)
+        raise DestinationError(f"DEST {str(destination)!r}: cannot resolve it ({exc})") from None
+
+
 def check_destination(destination: Path) -> None:
     """Raise :class:`DestinationError` if ``destination`` cannot receive a new project.
 
@@ -116,7 +124,7 @@ def _services(stack: Stack) -> list[ServicePort]:
 
 def plan_project(stack: Stack, destination: Path) -> Plan:
     """Compute what ``new`` would write, by rendering into a scratch directory."""
-    destination = destination.expanduser().resolve()
+    destination = resolve_destination(destination)
     check_destination(destination)
     components = [
         (slot, value, SLOTS[slot][value].description)
@@ -146,7 +154,7 @@ def create_project(
     ``template`` renders another template directory (tests and benchmarks; default: the
     installed one).
     """
-    destination = destination.expanduser().resolve()
+    destination = resolve_destination(destination)
     check_destination(destination)
     if init_git:
         require_git()

@@ -296,7 +296,10 @@ def _merge(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
 def _load_raw(path: Path) -> dict[str, Any]:
     """Read ``path`` and its ``extends`` chain (iteratively) and merge them, root first."""
     chain: list[tuple[Path, dict[str, Any]]] = []
-    current: Path | None = path.resolve()
+    try:
+        current: Path | None = path.resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop (RuntimeError before 3.13)
+        raise StackError(f"{path}: cannot read stack file ({exc})") from None
     while current is not None:
         seen = [item for item, _ in chain]
         if current in seen:
