@@ -332,7 +332,7 @@ def _typed_value(key: str, value: str) -> Any:
     return value
 
 
-INTEGER = re.compile(r"[0-9]{1,9}")
+INTEGER = re.compile(r"[0-9]{1,4000}")  # int() refuses more than 4300 digits
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:
@@ -357,7 +357,8 @@ def parse_override(text: str) -> tuple[str, str, Any]:
 def _format_validation_error(
     source: str, exc: ValidationError, name_key: Callable[[tuple[Any, ...]], str]
 ) -> str:
-    problems = []
+    missing: list[str] = []
+    problems: list[str] = []
     for error in exc.errors():
         loc = tuple(error["loc"])
         location = name_key(loc)
@@ -367,9 +368,9 @@ def _format_validation_error(
                 "slots": SLOT_KEYS,
                 "settings": SETTING_KEYS,
             }.get(section or "", tuple(Stack.model_fields))
-            problems.append(f"unknown key {location!r} (allowed: {', '.join(allowed)})")
+            problems.append(f"unknown key {shown(location)} (allowed: {', '.join(allowed)})")
         elif error["type"] == "missing":
-            problems.append(f"missing key {location!r}")
+            missing.append(f"missing key {location!r}")
         else:
             message = str(error["msg"]).removeprefix("Value error, ")
             value = error.get("input")
@@ -379,7 +380,8 @@ def _format_validation_error(
     if len(problems) > MAX_PROBLEMS:
         hidden = len(problems) - MAX_PROBLEMS
         problems = [*problems[:MAX_PROBLEMS], f"and {hidden} more problem{'s' * (hidden > 1)}"]
-    return f"{source}: " + "; ".join(problems)
+    # Every missing key is named (the schema bounds them); other problems are capped.
+    return f"{source}: " + "; ".join(missing + problems)
 
 
 MAX_PROBLEMS = 3
