@@ -6,8 +6,9 @@ commands so ``mlops-scaffold --help`` does not pay for copier or pydantic.
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -15,7 +16,13 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from . import __version__
-from .errors import EXIT_USER_ERROR, EXIT_VERIFY_FAILED
+from .errors import (
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    EXIT_USER_ERROR,
+    EXIT_VERIFY_FAILED,
+    one_line,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -39,8 +46,13 @@ def _console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, highlight=False)
 
 
+def _print_error(message: str) -> None:
+    """Print ``error: MESSAGE`` as exactly one line, whatever characters the message holds."""
+    print(f"error: {one_line(message)}", file=sys.stderr, flush=True)
+
+
 def _fail(message: str, code: int) -> NoReturn:
-    print(f"error: {message}", file=sys.stderr)
+    _print_error(message)
     raise typer.Exit(code)
 
 
@@ -52,14 +64,19 @@ def _user_errors() -> Iterator[None]:
     try:
         yield
     except MergeConflictError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
+        _print_error(exc.message)
         for name in exc.files:
-            print(f"  conflict: {name}", file=sys.stderr)
+            print(f"  conflict: {one_line(name)}", file=sys.stderr)
         raise typer.Exit(exc.exit_code) from None
     except ScaffoldError as exc:
         _fail(exc.message, exc.exit_code)
     except KeyboardInterrupt:
-        _fail("interrupted", 130)
+        _fail("interrupted", EXIT_INTERRUPTED)
+    except OSError as exc:
+        # The machine refused an operation (disk full, permissions, a vanished file):
+        # not a bug of ours, so one line naming the file rather than a traceback.
+        where = f"{os.fsdecode(exc.filename)}: " if exc.filename is not None else ""
+        _fail(f"{where}{exc.strerror or exc}", EXIT_USER_ERROR)
 
 
 def _version_callback(value: bool) -> None:
@@ -345,10 +362,37 @@ def _print_diff(result: DiffResult) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> Callable[..., Any] | None:
-    """Entry point of the ``mlops-scaffold`` console script."""
+def _click_errors() -> tuple[type[Exception], type[Exception]]:
+    """Click's ``UsageError`` and ``ClickException`` as typer raises them.
+
+    Found through ``typer.BadParameter``'s bases so this works whether typer uses its own
+    copy of click (typer >= 0.25) or the click package.
+    """
+    classes = {cls.__name__: cls for cls in typer.BadParameter.__mro__}
+    return classes["UsageError"], classes["ClickException"]
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Entry point of the ``mlops-scaffold`` console script; always exits.
+
+    Click's usage errors (unknown option, missing argument, bad choice) become one
+    ``error:`` line and exit code 2, like every other error.
+    """
+    usage_error, click_exception = _click_errors()
     try:
-        return app(args=argv)  # type: ignore[no-any-return]
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        raise SystemExit(EXIT_USER_ERROR) from None
+        code = app(args=argv, prog_name="mlops-scaffold", standalone_mode=False)
+    except usage_error as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `mlops-scaffold`: the help
+            print(exc.format_message(), file=sys.stderr)  # type: ignore[attr-defined]
+            raise SystemExit(EXIT_USAGE) from None
+        context = getattr(exc, "ctx", None)
+        command = context.command_path if context is not None else "mlops-scaffold"
+        _print_error(f"{exc.format_message()} (see `{command} --help`)")  # type: ignore[attr-defined]
+        raise SystemExit(EXIT_USAGE) from None
+    except (click_exception, typer.TyperException) as exc:
+        _print_error(exc.format_message())  # type: ignore[attr-defined]
+        raise SystemExit(getattr(exc, "exit_code", EXIT_USER_ERROR)) from None
+    except (typer.Abort, KeyboardInterrupt):
+        _print_error("interrupted")
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    raise SystemExit(code if isinstance(code, int) else 0)

@@ -2,15 +2,40 @@
 
 The core raises these; ``cli.py`` is the one place that turns them into a one-line
 message on stderr and an exit code. Anything else is a bug and shows a traceback.
+
+Exit codes of every command:
+
+==== ==========================================================================
+code meaning
+==== ==========================================================================
+0    success
+1    a user error: one line ``error: ...`` naming the file, key or argument
+2    usage: arguments or options that do not fit together, unknown or missing
+3    ``verify``/``smoke``: the generated project's verification ran and failed
+4    ``update``: merged with conflicts, left in progress for the user
+130  interrupted (Ctrl-C)
+==== ==========================================================================
 """
 
 from __future__ import annotations
 
-EXIT_OK = 0
 EXIT_USER_ERROR = 1
 EXIT_USAGE = 2
 EXIT_VERIFY_FAILED = 3
 EXIT_CONFLICTS = 4
+EXIT_INTERRUPTED = 130
+
+
+def one_line(text: str) -> str:
+    r"""Return ``text`` with every non-printable character escaped as in ``repr``.
+
+    Newlines, carriage returns, tabs, Unicode line separators and undecodable bytes
+    (surrogate escapes of non-UTF-8 arguments) become ``\n``, ``\u2028``, ``\udcff``...
+    so a message quoting user input is always a single printable line.
+    """
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 class ScaffoldError(Exception):
@@ -19,6 +44,7 @@ class ScaffoldError(Exception):
     exit_code = EXIT_USER_ERROR
 
     def __init__(self, message: str) -> None:
+        message = one_line(message)
         super().__init__(message)
         self.message = message
 
@@ -55,12 +81,6 @@ class UsageError(ScaffoldError):
     """Command-line arguments that do not fit together."""
 
     exit_code = EXIT_USAGE
-
-
-class VerificationError(ScaffoldError):
-    """The generated project's verification ran and failed."""
-
-    exit_code = EXIT_VERIFY_FAILED
 
 
 class MergeConflictError(ScaffoldError):

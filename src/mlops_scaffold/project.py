@@ -6,8 +6,11 @@ that is renamed to the destination only once the render (and the first commit) i
 
 from __future__ import annotations
 
+import keyword
+import os
 import re
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,18 +54,62 @@ def project_answers(stack: Stack, destination: Path) -> dict[str, Any]:
     }
 
 
+MAX_NAME_LENGTH = 64
+
+
+def resolve_destination(destination: Path) -> Path:
+    """Return ``destination`` absolute with symlinks resolved, or raise DestinationError."""
+    try:
+        return destination.expanduser().resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop (RuntimeError before 3.13)
+        raise DestinationError(f"DEST {str(destination)!r}: cannot resolve it ({exc})") from None
+
+
 def check_destination(destination: Path) -> None:
-    """Raise if ``destination`` cannot receive a new project (exists and is not empty)."""
-    if not PROJECT_NAME.match(destination.name):
+    """Raise :class:`DestinationError` if ``destination`` cannot receive a new project.
+
+    The name must be a project name (the whole string: no trailing newline) whose
+    package name is neither a Python keyword nor a standard-library module, the
+    destination must not exist or be an empty directory, and its nearest existing
+    ancestor must be a directory this process can write in.
+    """
+    name = destination.name
+    if not PROJECT_NAME.fullmatch(name) or len(name) > MAX_NAME_LENGTH:
         raise DestinationError(
             f"DEST {str(destination)!r}: the directory name becomes the project name and must "
-            "start with a letter and contain only letters, digits, '-' and '_'"
+            "start with a letter, contain only letters, digits, '-' and '_', and have at most "
+            f"{MAX_NAME_LENGTH} characters"
         )
-    if destination.exists():
-        if not destination.is_dir():
-            raise DestinationError(f"DEST {str(destination)!r} exists and is not a directory")
-        if any(destination.iterdir()):
-            raise DestinationError(f"DEST {str(destination)!r} exists and is not empty")
+    package = name.lower().replace("-", "_")
+    if keyword.iskeyword(package):
+        raise DestinationError(
+            f"DEST {str(destination)!r}: the package name {package!r} is a Python keyword; "
+            "choose another directory name"
+        )
+    if package in sys.stdlib_module_names:
+        raise DestinationError(
+            f"DEST {str(destination)!r}: the package name {package!r} would shadow the "
+            "standard-library module of that name; choose another directory name"
+        )
+    try:
+        if destination.exists() or destination.is_symlink():
+            if not destination.is_dir():
+                raise DestinationError(f"DEST {str(destination)!r} exists and is not a directory")
+            if any(destination.iterdir()):
+                raise DestinationError(f"DEST {str(destination)!r} exists and is not empty")
+        ancestor = destination.parent
+        while not ancestor.exists() and not ancestor.is_symlink():
+            ancestor = ancestor.parent
+    except OSError as exc:
+        raise DestinationError(
+            f"DEST {str(destination)!r}: cannot inspect it ({exc.strerror})"
+        ) from None
+    if not ancestor.is_dir():
+        raise DestinationError(f"DEST {str(destination)!r}: {str(ancestor)!r} is not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise DestinationError(
+            f"DEST {str(destination)!r}: no permission to write in {str(ancestor)!r}"
+        )
 
 
 def _services(stack: Stack) -> list[ServicePort]:
@@ -77,7 +124,7 @@ def _services(stack: Stack) -> list[ServicePort]:
 
 def plan_project(stack: Stack, destination: Path) -> Plan:
     """Compute what ``new`` would write, by rendering into a scratch directory."""
-    destination = destination.expanduser().resolve()
+    destination = resolve_destination(destination)
     check_destination(destination)
     components = [
         (slot, value, catalogue().components[slot][value].description)
@@ -107,13 +154,17 @@ def create_project(
     ``template`` renders another template directory (tests and benchmarks; default: the
     installed one).
     """
-    destination = destination.expanduser().resolve()
+    destination = resolve_destination(destination)
     check_destination(destination)
     if init_git:
         require_git()
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
+    created = _missing_ancestors(destination)
+    existed = destination.is_dir()
+    staging: Path | None = None
     try:
+        for directory in reversed(created):
+            directory.mkdir()
+        staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
         target = staging / destination.name
         answers = project_answers(stack, destination)
         render(answers, target, interactive=interactive, template=template)
@@ -122,9 +173,53 @@ def create_project(
         if destination.exists():
             destination.rmdir()
         target.rename(destination)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    except OSError as exc:
+        _remove_created(staging, created)
+        if existed:
+            destination.mkdir(exist_ok=True)
+        raise DestinationError(
+            f"cannot write the project to {str(destination)!r}"
+            f"{_while_writing(exc, staging)}: {exc.strerror or exc}; nothing was written"
+        ) from None
+    except BaseException:
+        _remove_created(staging, created)
+        if existed:
+            destination.mkdir(exist_ok=True)
+        raise
+    _remove_created(staging, [])
     return destination
+
+
+def _missing_ancestors(destination: Path) -> list[Path]:
+    """Return the parents of ``destination`` that do not exist yet, nearest first."""
+    missing = []
+    parent = destination.parent
+    while not parent.exists() and parent != parent.parent:
+        missing.append(parent)
+        parent = parent.parent
+    return missing
+
+
+def _while_writing(exc: OSError, staging: Path | None) -> str:
+    """Name the file an error happened on, relative to the project when it is inside it."""
+    if exc.filename is None:
+        return ""
+    path = Path(os.fsdecode(exc.filename))
+    if staging is not None and path.is_relative_to(staging):
+        parts = path.relative_to(staging).parts[1:]
+        return f" (writing {'/'.join(parts)})" if parts else ""
+    return f" ({path})"
+
+
+def _remove_created(staging: Path | None, created: list[Path]) -> None:
+    """Remove the staging directory and the parents ``create_project`` made, if empty."""
+    if staging is not None:
+        shutil.rmtree(staging, ignore_errors=True)
+    for directory in created:
+        try:
+            directory.rmdir()
+        except OSError:
+            break
 
 
 def _initial_commit(project: Path, stack: Stack) -> None:

@@ -14,11 +14,20 @@ of the template; :meth:`Stack.to_answers` turns a stack into those answers.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .catalogue import catalogue, check_compatibility
 from .errors import StackError
@@ -27,9 +36,15 @@ from .resources import stacks_dir
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
 
+def shown(value: Any, limit: int = 60) -> str:
+    """Return ``repr(value)`` cut to ``limit`` characters, for quoting user input in a message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _check_choice(kind: str, key: str, value: str, allowed: list[str] | tuple[str, ...]) -> str:
     if value not in allowed:
-        raise ValueError(f"{kind} {key!r} allows {', '.join(allowed)}; got {value!r}")
+        raise ValueError(f"{kind} {key!r} allows {', '.join(allowed)}; got {shown(value)}")
     return value
 
 
@@ -94,6 +109,24 @@ class Stack(BaseModel):
     slots: Slots
     settings: StackSettings = Field(default_factory=StackSettings)
 
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> Stack:
+        """Refuse two services of this stack on one port, naming both settings."""
+        settings = self.settings.model_dump()
+        owners: dict[int, tuple[str, str]] = {}
+        for slot, value in self.slots.model_dump().items():
+            for service in catalogue().components[slot][value].services:
+                if service.port_setting is None:
+                    continue
+                port = settings[service.port_setting]
+                other = owners.setdefault(port, (service.port_setting, service.name))
+                if other[0] != service.port_setting:
+                    raise ValueError(
+                        f"settings.{other[0]} and settings.{service.port_setting} are both "
+                        f"{port}; services {other[1]} and {service.name} need their own ports"
+                    )
+        return self
+
     def selection(self) -> dict[str, str]:
         """Every slot and closed setting with its value: what compatibility rules look at."""
         settings = self.settings.model_dump()
@@ -114,6 +147,99 @@ SLOT_KEYS: tuple[str, ...] = tuple(Slots.model_fields)
 SETTING_KEYS: tuple[str, ...] = tuple(StackSettings.model_fields)
 
 
+MAX_STACK_BYTES = 64 * 1024
+"""Largest stack file read; the built-in ones are under 2 KB."""
+MAX_YAML_DEPTH = 16
+"""Deepest nesting of mappings and lists a stack file may have (stacks need 2)."""
+MAX_EXTENDS_DEPTH = 16
+"""Longest ``extends`` chain, counting the file given."""
+PROFILE_NAME = re.compile(r"[a-z][a-z0-9_-]*")
+
+
+class _Refused(yaml.MarkedYAMLError):
+    """Valid YAML that a stack file may not contain (duplicate keys, aliases, deep nesting)."""
+
+
+class _StackLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses duplicate keys, aliases and deep nesting.
+
+    Aliases are refused outright: a stack file needs none, and they are how a few
+    lines of YAML expand into billions of nodes ("billion laughs").
+    """
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise _Refused(None, None, "aliases (*name)", event.start_mark)
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                event = self.peek_event()  # type: ignore[no-untyped-call]
+                raise _Refused(
+                    None,
+                    None,
+                    f"nested deeper than {MAX_YAML_DEPTH} levels",
+                    event.start_mark,
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+            except TypeError:
+                raise _Refused(
+                    None, None, "a key must be a plain value", key_node.start_mark
+                ) from None
+            if duplicate:
+                raise _Refused(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}"
+
+
+def parse_stack_text(data: bytes, source: str) -> dict[str, Any]:
+    """Decode and parse the bytes of a stack file into a mapping, or raise :class:`StackError`.
+
+    Refuses files larger than :data:`MAX_STACK_BYTES`, text that is not UTF-8,
+    invalid YAML, duplicate keys, aliases, nesting deeper than :data:`MAX_YAML_DEPTH`
+    and a top level that is not a mapping.
+    """
+    if len(data) > MAX_STACK_BYTES:
+        raise StackError(
+            f"{source}: {len(data)} bytes is too large for a stack file "
+            f"(at most {MAX_STACK_BYTES} bytes)"
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise StackError(
+            f"{source}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        ) from None
+    try:
+        loaded = yaml.load(text, Loader=_StackLoader)  # nosec B506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        kind = "not allowed in a stack file" if isinstance(exc, _Refused) else "not valid YAML"
+        raise StackError(f"{source}: {kind}: {_yaml_problem(exc)}") from None
+    except RecursionError:  # pragma: no cover - MAX_YAML_DEPTH stops nesting long before
+        raise StackError(f"{source}: nested too deeply") from None
+    if not isinstance(loaded, dict):
+        raise StackError(f"{source}: a stack file must be a mapping with name, description, slots")
+    return loaded
+
+
 def builtin_profiles() -> list[str]:
     """Names of the profiles shipped with the tool, sorted."""
     return sorted(path.stem for path in stacks_dir().glob("*.yaml"))
@@ -121,39 +247,48 @@ def builtin_profiles() -> list[str]:
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        if path.exists() and not path.is_file():
+            raise StackError(f"{path}: not a regular file")
+        with path.open("rb") as stream:
+            data = stream.read(MAX_STACK_BYTES + 1)
     except FileNotFoundError:
         raise StackError(f"{path}: stack file not found") from None
     except OSError as exc:
         raise StackError(f"{path}: cannot read stack file ({exc.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise StackError(f"{path}: not valid YAML{where}") from None
-    if not isinstance(data, dict):
-        raise StackError(f"{path}: a stack file must be a mapping with name, description, slots")
-    return data
+    except ValueError as exc:  # an embedded NUL byte in the path
+        raise StackError(f"{path}: invalid path ({exc})") from None
+    return parse_stack_text(data, str(path))
 
 
 def _profile_path(name: str) -> Path:
-    path = stacks_dir() / f"{name}.yaml"
-    if not path.is_file():
-        allowed = ", ".join(builtin_profiles())
-        raise StackError(f"unknown profile {name!r}; available profiles: {allowed}")
-    return path
+    available = builtin_profiles()
+    if not PROFILE_NAME.fullmatch(name) or name not in available:
+        hint = "; a stack file goes with --stack FILE" if not PROFILE_NAME.fullmatch(name) else ""
+        raise StackError(
+            f"unknown profile {name!r}; available profiles: {', '.join(available)}{hint}"
+        )
+    return stacks_dir() / f"{name}.yaml"
 
 
 def _resolve_parent(reference: str, child: Path) -> Path:
     if reference.endswith((".yaml", ".yml")) or "/" in reference:
-        candidate = (child.parent / reference).resolve()
-        if not candidate.is_file():
-            raise StackError(f"{child}: extends: {reference!r} is not a file")
+        try:
+            candidate = (child.parent / reference).resolve()
+            is_file = candidate.is_file()
+        except OSError as exc:
+            raise StackError(
+                f"{child}: extends: {shown(reference)} is not a usable path ({exc.strerror})"
+            ) from None
+        except (ValueError, RuntimeError) as exc:  # a NUL byte; a symlink loop
+            raise StackError(f"{child}: extends: {shown(reference)}: {exc}") from None
+        if not is_file:
+            raise StackError(f"{child}: extends: {shown(reference)} is not a file")
         return candidate
     if reference not in builtin_profiles():
         allowed = ", ".join(builtin_profiles())
-        raise StackError(f"{child}: extends: unknown profile {reference!r}; available: {allowed}")
+        raise StackError(
+            f"{child}: extends: unknown profile {shown(reference)}; available: {allowed}"
+        )
     return _profile_path(reference)
 
 
@@ -167,72 +302,121 @@ def _merge(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _load_raw(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    path = path.resolve()
-    if path in seen:
-        chain = " -> ".join(p.name for p in (*seen, path))
-        raise StackError(f"{path}: extends forms a cycle ({chain})")
-    raw = _read_yaml(path)
-    for section in ("slots", "settings"):
-        if section in raw and not isinstance(raw[section], dict):
-            raise StackError(f"{path}: {section} must be a mapping")
-    parent_ref = raw.get("extends")
-    if parent_ref is None:
-        return raw
-    if not isinstance(parent_ref, str):
-        raise StackError(f"{path}: extends must be a profile name or a file path")
-    parent = _load_raw(_resolve_parent(parent_ref, path), (*seen, path))
-    return _merge(parent, raw)
+def _load_raw(path: Path) -> dict[str, Any]:
+    """Read ``path`` and its ``extends`` chain (iteratively) and merge them, root first."""
+    chain: list[tuple[Path, dict[str, Any]]] = []
+    try:
+        current: Path | None = path.resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop (RuntimeError before 3.13)
+        raise StackError(f"{path}: cannot read stack file ({exc})") from None
+    while current is not None:
+        seen = [item for item, _ in chain]
+        if current in seen:
+            names = " -> ".join(p.name for p in (*seen, current))
+            raise StackError(f"{path}: extends forms a cycle ({names})")
+        if len(chain) >= MAX_EXTENDS_DEPTH:
+            raise StackError(f"{path}: extends chain longer than {MAX_EXTENDS_DEPTH} stack files")
+        raw = _read_yaml(current)
+        for section in ("slots", "settings"):
+            if section in raw and not isinstance(raw[section], dict):
+                raise StackError(f"{current}: {section} must be a mapping")
+        chain.append((current, raw))
+        parent_ref = raw.get("extends")
+        if parent_ref is None:
+            current = None
+        elif not isinstance(parent_ref, str):
+            raise StackError(f"{current}: extends must be a profile name or a file path")
+        else:
+            current = _resolve_parent(parent_ref, current)
+    merged: dict[str, Any] = {}
+    for _, raw in reversed(chain):
+        merged = _merge(merged, raw)
+    return merged
+
+
+def _typed_value(key: str, value: str) -> Any:
+    """Convert a ``--set`` value to the setting's type; pydantic reports what does not fit."""
+    if StackSettings.model_fields[key].annotation is int and INTEGER.fullmatch(value):
+        return int(value)
+    return value
+
+
+INTEGER = re.compile(r"[0-9]{1,4000}")  # int() refuses more than 4300 digits
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:
-    """Parse ``KEY=VALUE`` from ``--set`` into (section, key, typed value)."""
+    """Parse ``KEY=VALUE`` from ``--set`` into (section, key, typed value).
+
+    Values are never evaluated as YAML: a slot or string setting takes the text as it
+    is (stripped), an integer setting takes decimal digits; anything else is left as
+    text for validation to refuse with the allowed values.
+    """
     key, sep, value = text.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise StackError(f"--set {text!r}: expected KEY=VALUE, e.g. --set tuning=none")
+        raise StackError(f"--set {shown(text)}: expected KEY=VALUE, e.g. --set tuning=none")
     if key in SLOT_KEYS:
         return "slots", key, value.strip()
     if key in SETTING_KEYS:
-        parsed = yaml.safe_load(value) if value.strip() else ""
-        field_type = StackSettings.model_fields[key].annotation
-        if field_type is str:
-            parsed = value.strip()
-        return "settings", key, parsed
+        return "settings", key, _typed_value(key, value.strip())
     allowed = ", ".join((*SLOT_KEYS, *SETTING_KEYS))
-    raise StackError(f"--set {text!r}: unknown key {key!r}; allowed keys: {allowed}")
+    raise StackError(f"--set {shown(text)}: unknown key {shown(key)}; allowed keys: {allowed}")
 
 
-def _format_validation_error(source: str, exc: ValidationError) -> str:
-    problems = []
+def _format_validation_error(
+    source: str, exc: ValidationError, name_key: Callable[[tuple[Any, ...]], str]
+) -> str:
+    missing: list[str] = []
+    problems: list[str] = []
     for error in exc.errors():
-        location = ".".join(str(part) for part in error["loc"])
+        loc = tuple(error["loc"])
+        location = name_key(loc)
         if error["type"] == "extra_forbidden":
-            section = str(error["loc"][0]) if len(error["loc"]) > 1 else None
+            section = str(loc[0]) if len(loc) > 1 else None
             allowed = {
                 "slots": SLOT_KEYS,
                 "settings": SETTING_KEYS,
-                None: tuple(Stack.model_fields),
-            }[section]
-            problems.append(f"unknown key {location!r} (allowed: {', '.join(allowed)})")
+            }.get(section or "", tuple(Stack.model_fields))
+            problems.append(f"unknown key {shown(location)} (allowed: {', '.join(allowed)})")
         elif error["type"] == "missing":
-            problems.append(f"missing key {location!r}")
+            missing.append(f"missing key {location!r}")
         else:
             message = str(error["msg"]).removeprefix("Value error, ")
-            problems.append(f"{location}: {message}")
-    return f"{source}: " + "; ".join(problems)
+            value = error.get("input")
+            if "; got " not in message and isinstance(value, str | int | float | bool):
+                message += f"; got {shown(value)}"
+            problems.append(f"{location}: {message}" if loc else message)
+    if len(problems) > MAX_PROBLEMS:
+        hidden = len(problems) - MAX_PROBLEMS
+        problems = [*problems[:MAX_PROBLEMS], f"and {hidden} more problem{'s' * (hidden > 1)}"]
+    # Every missing key is named (the schema bounds them); other problems are capped.
+    return f"{source}: " + "; ".join(missing + problems)
 
 
-def validate_stack(raw: dict[str, Any], source: str) -> Stack:
+MAX_PROBLEMS = 3
+"""Problems of a stack reported in its one-line message; the rest are counted."""
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def validate_stack(
+    raw: dict[str, Any],
+    source: str,
+    name_key: Callable[[tuple[Any, ...]], str] = _dotted,
+) -> Stack:
     """Validate a raw (already merged) stack mapping; errors name ``source`` and the key.
 
-    Then apply the catalogue's compatibility rules: a refused combination raises
-    :class:`StackError` naming both sides and a fix, before anything is written.
+    ``name_key`` turns a pydantic location such as ``("settings", "serving_port")`` into
+    the key's name as the user wrote it (dotted for stack files). Then apply the
+    catalogue's compatibility rules: a refused combination raises :class:`StackError`
+    naming both sides and a fix, before anything is written.
     """
     try:
         stack = Stack.model_validate(raw)
     except ValidationError as exc:
-        raise StackError(_format_validation_error(source, exc)) from None
+        raise StackError(_format_validation_error(source, exc, name_key)) from None
     check_compatibility(stack.selection(), source)
     return stack
 
@@ -252,7 +436,7 @@ def load_stack(
         raw = _merge(raw, {section: {key: value}})
     source = str(path) if stack_file is not None else f"profile {profile!r} ({path.name})"
     if overrides:
-        source += " with --set " + " ".join(overrides)
+        source += " with --set " + " ".join(shown(text) for text in overrides)
     return validate_stack(raw, source)
 
 
@@ -264,17 +448,38 @@ def load_reference(reference: str) -> Stack:
     return load_stack(profile=reference)
 
 
+def _answers_key(loc: tuple[Any, ...]) -> str:
+    if not loc:
+        return ""
+    if loc == ("name",):
+        return "profile"
+    return str(loc[-1]) if loc[0] in ("slots", "settings") else _dotted(loc)
+
+
 def stack_from_answers(
     answers: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()
 ) -> Stack:
-    """Rebuild the stack recorded in a project's Copier answers, with overrides applied."""
+    """Rebuild the stack recorded in a project's Copier answers, with overrides applied.
+
+    Errors name the answers file and the key as it is written there (``serving_port``,
+    ``profile``), so a hand-edited answers file is refused with one line.
+    """
+    if not isinstance(answers, dict):
+        raise StackError(f"{ANSWERS_SOURCE}: must be a mapping of answers")
+    profile = answers.get("profile", "custom")
     raw: dict[str, Any] = {
-        "name": answers.get("profile", "custom"),
-        "description": f"recorded stack of profile {answers.get('profile', 'custom')}",
+        "name": profile,
+        "description": f"recorded stack of profile {profile}",
         "slots": {key: answers[key] for key in SLOT_KEYS if key in answers},
         "settings": {key: answers[key] for key in SETTING_KEYS if key in answers},
     }
     for text in overrides:
         section, key, value = parse_override(text)
         raw = _merge(raw, {section: {key: value}})
-    return validate_stack(raw, ".copier-answers.yml")
+    source = ANSWERS_SOURCE
+    if overrides:
+        source += " with --set " + " ".join(shown(text) for text in overrides)
+    return validate_stack(raw, source, _answers_key)
+
+
+ANSWERS_SOURCE = ".copier-answers.yml"

@@ -108,7 +108,10 @@ def verify_project(
     set up. A verification that runs and fails is returned with ``ok`` false.
     """
     check_runtime(runtime)
-    project = project.expanduser().resolve()
+    try:
+        project = project.expanduser().resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop (RuntimeError before 3.13)
+        raise ProjectError(f"{project}: cannot resolve the path ({exc})") from None
     if not (project / ANSWERS_FILE).is_file():
         raise ProjectError(f"{project}: not a generated project ({ANSWERS_FILE} is missing)")
     if not (project / ".venv" / "bin" / "python").is_file():
