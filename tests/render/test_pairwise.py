@@ -49,14 +49,14 @@ PYTEST_STACKS: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     # fastapi-deployment (same environment as the kubernetes profile)
     "k8s-deployment": ("kubernetes", ("serving=fastapi-deployment", "orchestration=dvc")),
-    # aws-cdk, dynamodb
-    "aws": ("aws", ()),
 }
 ALREADY_TESTED = {"startup": ("startup", ()), "startup-lean": ("startup", ("tuning=none",
                   "ci=none")), "kubernetes": ("kubernetes", ()),
                   # tests/e2e/test_enterprise_e2e.py (slow) runs its pytest against the dev
                   # services it starts (its Feast test needs FEAST_REDIS and the SQL registry)
-                  "enterprise": ("enterprise", ())}
+                  "enterprise": ("enterprise", ()),
+                  # tests/profiles/test_aws.py (slow) runs its pytest with Feast on moto_server
+                  "aws": ("aws", ())}
 
 
 def pairs_of(selection: dict[str, str]) -> set[Pair]:
