@@ -12,15 +12,21 @@ def run(settings: Settings) -> dict[str, float]:
     """Write ``data/raw/customers.parquet`` and ``data/raw/current.parquet``; return counts.
 
     Both files are read back and checked against the data contract (:mod:`data_check`):
-    a DataCheckError here means the data source, not a later stage, broke it.
+    a DataCheckError here means the data source broke it; both files are then removed.
     """
     params = DataParams.from_params(settings.params)
     history, current = generate(params)
     settings.paths.raw_dir.mkdir(parents=True, exist_ok=True)
     history.to_parquet(settings.paths.history, index=False)
     current.to_parquet(settings.paths.current, index=False)
-    history = read_checked(settings.paths.history, labelled=True)
-    current = read_checked(settings.paths.current, labelled=False)
+    try:
+        history = read_checked(settings.paths.history, labelled=True)
+        current = read_checked(settings.paths.current, labelled=False)
+    except DataCheckError:
+        # Leave no raw data behind that breaks the contract.
+        settings.paths.history.unlink(missing_ok=True)
+        settings.paths.current.unlink(missing_ok=True)
+        raise
     return {
         "history_rows": len(history),
         "customers": int(history["customer_id"].nunique()),
