@@ -18,6 +18,7 @@ import pandas as pd
 
 from .config import Settings, load_settings
 from .data import feature_frame
+from .data_check import DataCheckError, read_checked, refuse
 from .schema import ENTITY_COLUMN, FEATURE_VIEW, LABEL_COLUMN, TIMESTAMP_COLUMN
 
 
@@ -36,9 +37,14 @@ def build_tables(history: pd.DataFrame, current: pd.DataFrame) -> tuple[pd.DataF
 
 
 def write_tables(settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Read ``data/raw``, write the feature table and labels parquet files, return them."""
+    """Read and check ``data/raw``, write the feature table and labels parquet files, return them.
+
+    Raises DataCheckError (before writing anything) when a raw file breaks the contract.
+    """
     paths = settings.paths
-    table, labels = build_tables(pd.read_parquet(paths.history), pd.read_parquet(paths.current))
+    history = read_checked(paths.history, labelled=True)
+    current = read_checked(paths.current, labelled=False)
+    table, labels = build_tables(history, current)
     paths.features_dir.mkdir(parents=True, exist_ok=True)
     table.to_parquet(paths.feature_table, index=False)
     labels.to_parquet(paths.labels, index=False)
@@ -63,7 +69,10 @@ def publish(settings: Settings, table: pd.DataFrame) -> dict[str, Any]:
 def main() -> None:
     """Entry point of ``python -m <package>.features``."""
     settings = load_settings()
-    table, labels = write_tables(settings)
+    try:
+        table, labels = write_tables(settings)
+    except DataCheckError as error:
+        refuse(error)
     published = publish(settings, table)
     print(
         f"features: {len(table)} feature rows, {len(labels)} labels; applied "

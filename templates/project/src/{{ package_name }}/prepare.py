@@ -4,16 +4,29 @@ from __future__ import annotations
 
 from .config import Settings, load_settings
 from .data import DataParams, generate
+from .data_check import DataCheckError, read_checked, refuse
 from .schema import LABEL_COLUMN
 
 
 def run(settings: Settings) -> dict[str, float]:
-    """Write ``data/raw/customers.parquet`` and ``data/raw/current.parquet``; return counts."""
+    """Write ``data/raw/customers.parquet`` and ``data/raw/current.parquet``; return counts.
+
+    Both files are read back and checked against the data contract (:mod:`data_check`):
+    a DataCheckError here means the data source broke it; both files are then removed.
+    """
     params = DataParams.from_params(settings.params)
     history, current = generate(params)
     settings.paths.raw_dir.mkdir(parents=True, exist_ok=True)
     history.to_parquet(settings.paths.history, index=False)
     current.to_parquet(settings.paths.current, index=False)
+    try:
+        history = read_checked(settings.paths.history, labelled=True)
+        current = read_checked(settings.paths.current, labelled=False)
+    except DataCheckError:
+        # Leave no raw data behind that breaks the contract.
+        settings.paths.history.unlink(missing_ok=True)
+        settings.paths.current.unlink(missing_ok=True)
+        raise
     return {
         "history_rows": len(history),
         "customers": int(history["customer_id"].nunique()),
@@ -23,8 +36,11 @@ def run(settings: Settings) -> dict[str, float]:
 
 
 def main() -> None:
-    """Entry point of ``python -m <package>.prepare``."""
-    summary = run(load_settings())
+    """Entry point of ``python -m <package>.prepare``; exit code 1 on data breaking the contract."""
+    try:
+        summary = run(load_settings())
+    except DataCheckError as error:
+        refuse(error)
     print(
         f"prepare: {summary['history_rows']} snapshots of {summary['customers']} customers "
         f"(churn rate {summary['churn_rate']:.3f}), {summary['current_rows']} current rows"

@@ -23,4 +23,27 @@ FEATURE_DTYPES: dict[str, str] = {
     "payment_delay_days": "float64",
 }
 FEATURE_COLUMNS: list[str] = list(FEATURE_DTYPES)
+ENTITY_DTYPE = "int64"
+TIMESTAMP_DTYPE = "datetime64[ns, UTC]"
+LABEL_DTYPE = "int64"
+LABEL_VALUES: tuple[int, ...] = (0, 1)
+
+# feature name -> (min, max): plausible ranges, wide enough for the drift of the current batch.
+FEATURE_RANGES: dict[str, tuple[float, float]] = {
+    "tenure_months": (0, 600),
+    "monthly_charges": (0, 1_000),
+    "total_charges": (0, 100_000),
+    "support_calls": (0, 100),
+    "contract_months": (1, 60),
+    "num_products": (1, 20),
+    "is_senior": (0, 1),
+    "payment_delay_days": (0, 365),
+}
+# feature name -> the only values it may take.
+FEATURE_CATEGORIES: dict[str, tuple[int, ...]] = {
+    "contract_months": (1, 12, 24),
+    "is_senior": (0, 1),
+}
+# Columns that identify one row: a customer is observed at most once per instant.
+UNIQUE_KEY: tuple[str, ...] = (ENTITY_COLUMN, TIMESTAMP_COLUMN)
 FEATURE_REFS: list[str] = [f"{FEATURE_VIEW}:{name}" for name in FEATURE_COLUMNS]

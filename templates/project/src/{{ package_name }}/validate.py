@@ -17,20 +17,11 @@ from typing import Any
 import pandas as pd
 
 from .config import Settings, load_settings
-from .schema import ENTITY_COLUMN, FEATURE_COLUMNS, LABEL_COLUMN, TIMESTAMP_COLUMN
+from .schema import ENTITY_COLUMN, FEATURE_COLUMNS, FEATURE_RANGES, LABEL_COLUMN, TIMESTAMP_COLUMN
 
 EXIT_INVALID = 1
-# column -> (min, max): plausible ranges, wide enough for the drift the current batch has.
-RANGES: dict[str, tuple[float, float]] = {
-    "tenure_months": (0, 600),
-    "monthly_charges": (0, 1_000),
-    "total_charges": (0, 100_000),
-    "support_calls": (0, 100),
-    "contract_months": (1, 60),
-    "num_products": (1, 20),
-    "is_senior": (0, 1),
-    "payment_delay_days": (0, 365),
-}
+# column -> (min, max): the data contract's ranges (schema.py).
+RANGES = FEATURE_RANGES
 
 
 class ValidationFailed(Exception):
