@@ -312,7 +312,11 @@ def diff_project(
 
 def _open(project_dir: Path) -> _Repo:
     """Check that ``project_dir`` is a generated project at the top of its own repository."""
-    project = project_dir.expanduser().resolve()
+    try:
+        project = project_dir.expanduser().resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop, a path over the OS limit
+        reason = getattr(exc, "strerror", None) or "symlink loop"
+        raise ProjectError(f"{project_dir}: cannot resolve the path ({reason})") from None
     if not project.is_dir():
         raise ProjectError(f"{project}: not a directory")
     if not (project / ANSWERS_FILE).is_file():
