@@ -146,7 +146,7 @@ def _first_problem(path: Path, exc: ValidationError, prefix: str) -> str:
 
 def _read(path: Path) -> Any:
     try:
-        return yaml.load(path.read_bytes(), Loader=_Loader)
+        return yaml.load(path.read_bytes(), Loader=_Loader)  # nosec B506 - a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
@@ -231,7 +231,7 @@ def load_catalogue(root: Path) -> Catalogue:
                     f"(slots: {', '.join(slots)})"
                 )
             try:
-                data = yaml.load(path.read_bytes(), Loader=_Loader)
+                data = yaml.load(path.read_bytes(), Loader=_Loader)  # nosec B506 - a SafeLoader
             except FileNotFoundError:
                 raise CatalogueError(
                     f"{path}: missing (every component folder has a manifest)"

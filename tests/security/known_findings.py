@@ -33,8 +33,8 @@ class Known:
             self.scanner, self.path, self.rule) and self.fragment in finding.text
 
 
-SERVING = "generated serving (h-serving)"
-ENTERPRISE_FILES = "enterprise compose/.env/entrypoints (h-secure)"
+SERVING = "generated serving"
+ENTERPRISE_FILES = "enterprise compose/.env/entrypoints"
 UNOWNED = "generated platform helpers (no owner in issue 14: route)"
 SCAFFOLDER = "scaffolder src (no owner in issue 14: route)"
 
@@ -73,9 +73,6 @@ KNOWN: tuple[Known, ...] = (
     Known("bandit", "src/mlops_scaffold/verify.py", "B101", "assert process.stdout is not None",
           SCAFFOLDER, "same: an assert in shipped code."),
     # ---- shellcheck --------------------------------------------------------------------
-    Known("shellcheck", "docker/postgres-init.sh", "SC2148", "", ENTERPRISE_FILES,
-          "sourced by the postgres image's entrypoint, so no shebang; wants a "
-          "`# shellcheck shell=bash` directive."),
     # ---- detect-secrets ----------------------------------------------------------------
     Known("detect-secrets", "src/{package}/serving/auth.py", "Secret Keyword",
           # pragma: allowlist nextline secret

@@ -85,10 +85,12 @@ def test_env_example_holds_no_working_secret(projects: dict[str, Path]) -> None:
 def test_make_secrets_generates_every_empty_secret_once(enterprise: Path) -> None:
     (enterprise / ".env").write_text(
         (enterprise / ".env.example").read_text().replace(
+            # pragma: allowlist nextline secret (a test value, not a credential)
             "SERVING_API_KEY=\n", "SERVING_API_KEY=a-key-the-user-chose-42\n"))
     first = run(["make", "--no-print-directory", "secrets"], enterprise)
     assert first.returncode == 0, first.stderr
     values = env_values(enterprise / ".env")
+    # pragma: allowlist nextline secret (a test value, not a credential)
     assert values["SERVING_API_KEY"] == "a-key-the-user-chose-42"  # never overwritten
     generated = {name: values[name] for name in SECRETS - {"SERVING_API_KEY"}}
     assert len(set(generated.values())) == len(generated)
@@ -163,6 +165,7 @@ def test_mlflow_entrypoint_refuses_weak_secrets(
     result = run(["sh", "docker/mlflow-enterprise-entrypoint.sh"], enterprise,
                  PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}", TMPDIR=str(tmp_path),
                  MLFLOW_ADMIN_PASSWORD_FILE=str(tmp_path / "password"),
+                 # pragma: allowlist nextline secret (a test value, not a credential)
                  MLFLOW_FLASK_SERVER_SECRET_KEY="a-strong-flask-secret-key",
                  MLFLOW_BACKEND_STORE_URI="postgresql://u:p@db/mlflow",
                  MLFLOW_AUTH_DATABASE_URI="postgresql://u:p@db/auth",
@@ -177,6 +180,7 @@ def test_mlflow_entrypoint_refuses_weak_secrets(
 
 def test_airflow_entrypoint_refuses_weak_secrets(enterprise: Path, tmp_path: Path) -> None:
     fake_tool(tmp_path / "bin", "airflow")
+    # pragma: allowlist nextline secret (a test value, not a credential)
     strong = {"AIRFLOW__API_AUTH__JWT_SECRET": "a-strong-jwt-secret-value",
               "AIRFLOW__CORE__FERNET_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode()}
     path = f"{tmp_path / 'bin'}:{os.environ['PATH']}"

@@ -231,7 +231,9 @@ class CodeCache:
 
     def _read(self) -> dict[str, CodeType]:
         try:
-            loaded = marshal.loads(self.path.read_bytes())
+            # nosec B302: the tool's own compile cache in the user's cache directory, as
+            # trusted as the .pyc files Python itself loads from there.
+            loaded = marshal.loads(self.path.read_bytes())  # nosec B302
         except (OSError, EOFError, ValueError, TypeError):
             return {}
         if not isinstance(loaded, dict):
