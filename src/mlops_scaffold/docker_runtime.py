@@ -146,7 +146,8 @@ def _http_json(url: str, payload: Any = None, timeout: float = 30.0) -> tuple[in
     request = urllib.request.Request(url, data=data, method="GET" if data is None else "POST")
     request.add_header("Content-Type", "application/json")
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        # http://127.0.0.1:<port> built here, never a user-given scheme.
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # nosec B310
             return int(response.status), json.loads(response.read() or b"null")
     except urllib.error.HTTPError as exc:
         body = exc.read().decode(errors="replace")
@@ -165,7 +166,8 @@ def _stream(
     process = subprocess.Popen(
         command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
-    assert process.stdout is not None
+    if process.stdout is None:  # stdout=PIPE always gives one
+        raise RuntimeError("no stdout pipe")
     killer = threading.Timer(timeout, process.kill)
     killer.start()
     try:

@@ -76,7 +76,8 @@ def _run_streaming(command: list[str], cwd: Path, sink: OutputSink | None) -> in
     process = subprocess.Popen(
         command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
-    assert process.stdout is not None
+    if process.stdout is None:  # stdout=PIPE always gives one
+        raise RuntimeError("no stdout pipe")
     for line in process.stdout:
         if sink is not None:
             sink(line.rstrip("\n"))

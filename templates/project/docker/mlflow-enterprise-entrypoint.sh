@@ -4,8 +4,8 @@
 # and the admin password read from a secret file, then runs the server in the
 # foreground. Arguments are appended to `mlflow server`.
 #
-# MLFLOW_BACKEND_STORE_URI       postgresql[+psycopg2]://user:password@host:5432/mlflow
-# MLFLOW_AUTH_DATABASE_URI       postgresql[+psycopg2]://user:password@host:5432/mlflow_auth
+# MLFLOW_BACKEND_STORE_URI       postgresql[+psycopg2]://user:password@host:5432/mlflow  # pragma: allowlist secret
+# MLFLOW_AUTH_DATABASE_URI       postgresql[+psycopg2]://user:password@host:5432/mlflow_auth  # pragma: allowlist secret
 # MLFLOW_ARTIFACTS_DESTINATION   s3://bucket/mlflow (MLFLOW_S3_ENDPOINT_URL for MinIO)
 # MLFLOW_ADMIN_USERNAME          admin account created on the first start (default admin)
 # MLFLOW_ADMIN_PASSWORD_FILE     file holding its password (default: the compose secret)

@@ -79,7 +79,8 @@ def read_env(path: Path) -> dict[str, str]:
 
 
 def uri_password(uri: str) -> str | None:
-    # A URI pattern in prose, no credentials: pragma: allowlist nextline secret
+    # A URI pattern in prose, no credentials.
+    # pragma: allowlist nextline secret
     """The password of ``scheme://user:password@...``; None when the URI has none."""
     match = URI_PASSWORD.match(uri)
     return match.group(2) if match else None

@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> None:
     if args[:1] == ["mlflow"]:
         port = int(args[2]) if args[1:2] == ["--port"] else 5000
         command, extra = mlflow_server(root, "127.0.0.1", port)
-        os.execve(command[0], command, {**os.environ, **extra})
+        os.execve(command[0], command, {**os.environ, **extra})  # nosec B606 - fixed argv
     for line in prepare(root):
         print(f"dev-services: {line}")
 

@@ -57,7 +57,9 @@ def main(argv: list[str] | None = None) -> None:
     uvicorn.run(
         f"{__package__}.app:create_app",
         factory=True,
-        host="0.0.0.0" if sagemaker else settings.serving_host,
+        # SageMaker's container contract listens on every interface inside the container;
+        # elsewhere the configured (loopback) host.
+        host="0.0.0.0" if sagemaker else settings.serving_host,  # nosec B104
         port=SAGEMAKER_PORT if sagemaker else settings.serving_port,
         workers=_env_int("SERVING_WORKERS", 1),
         log_level=level.lower(),

@@ -26,7 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import pickle
+import pickle  # nosec B403 - only the champion this project's pipeline logged
 import shutil
 import sys
 from pathlib import Path
