@@ -445,7 +445,7 @@ def step_bad_payload(ctx: Context, client: httpx.Client) -> str:
         response = client.post(url, json=payload)
         if response.status_code != 422:
             raise StepFailed(f"{label}: HTTP {response.status_code}, expected 422")
-        message = str(response.json().get("message", ""))
+        message = str(response.json().get("error", ""))
         if mentioned not in message:
             raise StepFailed(f"{label}: message {message!r} does not mention {mentioned!r}")
         messages.append(message)
