@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import os
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -32,3 +36,21 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         variant: create_project(variant_stack(variant), root / variant.replace("-", "_"))
         for variant in VARIANTS
     }
+
+
+def compose_config(project: Path) -> subprocess.CompletedProcess[str] | None:
+    """``docker-compose config -q`` of ``project``; None when docker-compose is missing.
+
+    The secrets compose requires (``${VAR:?...}``) get values, as ``make secrets`` gives
+    them in ``.env``. Under ``CI=true`` docker-compose is required.
+    """
+    executable = shutil.which("docker-compose")
+    if executable is None:
+        assert os.environ.get("CI") != "true", "docker-compose is required under CI=true"
+        return None
+    text = (project / "docker-compose.yml").read_text()
+    required = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*):\?", text))
+    env = {**os.environ, "COMPOSE_PROJECT_NAME": "check",
+           **{name: "a-generated-secret-value" for name in required}}
+    return subprocess.run([executable, "-f", "docker-compose.yml", "config", "-q"],
+                          cwd=project, capture_output=True, text=True, env=env, check=False)

@@ -16,7 +16,6 @@ import itertools
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tomllib
@@ -31,6 +30,7 @@ from mlops_scaffold.errors import StackError
 from mlops_scaffold.project import create_project
 from mlops_scaffold.stacks import Stack, builtin_profiles, load_stack
 from tests.envs import project_env
+from tests.render.conftest import compose_config
 from tests.render.test_render import LEFTOVER_JINJA, text_files
 
 pytestmark = pytest.mark.render
@@ -147,14 +147,8 @@ def pairwise_projects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pat
 
 def compose_config_problem(project: Path) -> str | None:
     """``docker-compose config -q``'s complaint, None when valid or not installed (not CI)."""
-    executable = shutil.which("docker-compose")
-    if executable is None:
-        assert os.environ.get("CI") != "true", "docker-compose is required under CI=true"
-        return None
-    env = {**os.environ, "COMPOSE_PROJECT_NAME": "check"}
-    result = subprocess.run([executable, "-f", "docker-compose.yml", "config", "-q"],
-                            cwd=project, capture_output=True, text=True, env=env, check=False)
-    return None if result.returncode == 0 else result.stderr
+    result = compose_config(project)
+    return None if result is None or result.returncode == 0 else result.stderr
 
 
 def test_every_rendered_stack_parses_compiles_and_lints(

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from tests.envs import project_env
-from tests.render.conftest import VARIANTS
+from tests.render.conftest import VARIANTS, compose_config
 
 pytestmark = pytest.mark.render
 
@@ -83,14 +83,8 @@ def test_compose_file_is_valid_and_loopback_only(rendered: dict[str, Path], vari
             assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port}"
         for dependency in (service.get("depends_on") or {}).values():
             assert dependency["condition"] in {"service_healthy", "service_completed_successfully"}
-    if shutil.which("docker-compose"):
-        # Secrets compose requires (${VAR:?...}) get values, as `make secrets` gives them.
-        text = (project / "docker-compose.yml").read_text()
-        required = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*):\?", text))
-        env = {**os.environ, "COMPOSE_PROJECT_NAME": "check",
-               **{name: "a-generated-secret-value" for name in required}}
-        result = subprocess.run(["docker-compose", "-f", "docker-compose.yml", "config", "-q"],
-                                cwd=project, capture_output=True, text=True, env=env, check=False)
+    result = compose_config(project)
+    if result is not None:
         assert result.returncode == 0, result.stderr
 
 

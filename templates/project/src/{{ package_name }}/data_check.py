@@ -121,8 +121,8 @@ def check_frame(frame: pd.DataFrame, path: Path, labelled: bool) -> None:
     for name, allowed in categories.items():
         bad = int((~frame[name].isin(allowed)).sum())
         if bad:
-            listed = ", ".join(str(value) for value in allowed)
-            raise DataCheckError(f"{shown(path)}: column {name} not in {{{listed}}}, {bad} rows")
+            listed = "{" + ", ".join(str(value) for value in allowed) + "}"
+            raise DataCheckError(f"{shown(path)}: column {name} not in {listed}, {bad} rows")
     bad = int(frame.duplicated(list(UNIQUE_KEY)).sum())
     if bad:
         raise DataCheckError(f"{shown(path)}: duplicate ({', '.join(UNIQUE_KEY)}), {bad} rows")
