@@ -213,7 +213,8 @@ def test_generated_pytest_passes(pairwise_projects: dict[str, Path], name: str) 
                             "no:cacheprovider"], cwd=project, capture_output=True, text=True,
                            env=env, check=False)
     assert tests.returncode == 0, tests.stdout[-4000:] + tests.stderr[-2000:]
-    assert re.search(r"\d+ passed", tests.stdout)
+    # exit 0 means tests ran and passed (pytest exits 5 when it collects none); the
+    # summary line is not asserted: the project's own -q addopts can make it quieter.
     package = next(path.name for path in (project / "src").iterdir() if path.is_dir())
     if (project / "src" / package / "verify_enterprise.py").is_file():
         # The verify plan holds a step only for a stage the stack rendered.
