@@ -15,6 +15,7 @@ fails when they are stale).
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from functools import lru_cache
@@ -66,14 +67,31 @@ class Condition(BaseModel):
         return self.slot or self.setting or ""
 
 
+class EnvVar(BaseModel):
+    """A variable a choice sets wherever the project runs (``.env``, Makefile, compose)."""
+
+    model_config = _STRICT
+
+    name: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
+    value: str
+    tool: str = Field(min_length=1)
+    why: str = Field(min_length=1)
+
+
 class Choice(BaseModel):
-    """One allowed value of a closed setting: a description and its rules."""
+    """One allowed value of a closed setting: a description, its rules, its contributions.
+
+    ``offline_env`` holds the opt-outs of the choice's telemetry; the shared files
+    (``.env.example``, the Makefile, compose, the README) iterate over the contributions
+    of the chosen values instead of asking which component a slot holds.
+    """
 
     model_config = _STRICT
 
     description: str = Field(min_length=1)
     requires: tuple[Condition, ...] = ()
     conflicts: tuple[Condition, ...] = ()
+    offline_env: tuple[EnvVar, ...] = ()
 
 
 class Component(Choice):
@@ -357,6 +375,9 @@ BEGIN = (
     " `python -m mlops_scaffold.catalogue --write-copier`"
 )
 END = "# ---- end of generated questions"
+#: Hidden questions computed from the chosen values' manifests: ``offline_env`` (each
+#: telemetry opt-out once, by name) and ``offline_tools`` (the tools they silence).
+CONTRIBUTION_QUESTIONS = ("offline_env", "offline_tools")
 
 
 def copier_questions(cat: Catalogue) -> str:
@@ -380,8 +401,52 @@ def copier_questions(cat: Catalogue) -> str:
             f"  default: {_scalar(setting.default)}",
             "",
         ]
+    lines += _contribution_questions(cat)
     lines[-1] = END
     return "\n".join(lines) + "\n"
+
+
+def _chosen_contributions(cat: Catalogue, field: str) -> str:
+    """Return a Jinja expression: the ``field`` contributions of every chosen value.
+
+    One lookup table per slot or setting whose values contribute, indexed by the answer:
+    the template reads the manifests' data without naming a component.
+    """
+    terms = []
+    for key in cat.all_keys():
+        table = {
+            value: [item.model_dump() for item in getattr(cat.choice(key, value), field)]
+            for value in cat.choices(key)
+        }
+        table = {value: items for value, items in table.items() if items}
+        if table:
+            terms.append(f"{json.dumps(table, sort_keys=True)}.get({key}, [])")
+    return "(" + " + ".join(terms or ["[]"]) + ")"
+
+
+def _contribution_questions(cat: Catalogue) -> list[str]:
+    """Hidden questions (never asked nor recorded) holding the chosen values' contributions."""
+    chosen = _chosen_contributions(cat, "offline_env")
+    hidden = dict(
+        zip(
+            CONTRIBUTION_QUESTIONS,
+            (
+                f"{{{{ {chosen} | unique(attribute='name') | list | tojson }}}}",
+                f"{{{{ {chosen} | map(attribute='tool') | unique | list | tojson }}}}",
+            ),
+            strict=True,
+        )
+    )
+    lines = ["# contributions of the chosen components (templates iterate over them)"]
+    for name, default in hidden.items():
+        lines += [
+            f"{name}:",
+            "  type: yaml",
+            "  when: false",
+            f"  default: {_scalar(default)}",
+            "",
+        ]
+    return lines
 
 
 def _scalar(value: str) -> str:

@@ -77,7 +77,7 @@ def test_a_new_component_folder_is_a_new_allowed_value(copy: Path) -> None:
 
 
 REFUSED = [
-    (["serving=kserve"], "profile 'startup' (startup.yaml) with --set serving=kserve: "
+    (["serving=kserve"], "profile 'startup' (startup.yaml) with --set 'serving=kserve': "
      "serving=kserve requires deploy=kubernetes (have deploy=compose: the InferenceService runs"
      " on a Kubernetes cluster; with compose only the plain FastAPI app would run); set "
      "deploy=kubernetes, or serving=fastapi"),
@@ -115,5 +115,6 @@ def test_recorded_answers_are_checked_too() -> None:
     from mlops_scaffold.stacks import stack_from_answers
 
     answers = load_stack(profile="kubernetes").to_answers()
-    with pytest.raises(StackError, match=r"^\.copier-answers\.yml: serving=kserve requires"):
+    expected = r"^\.copier-answers\.yml with --set 'deploy=compose': serving=kserve requires"
+    with pytest.raises(StackError, match=expected):
         stack_from_answers(answers, ["deploy=compose"])

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from mlops_scaffold.catalogue import catalogue, copier_config_with_questions
+from mlops_scaffold.catalogue import (
+    CONTRIBUTION_QUESTIONS,
+    catalogue,
+    copier_config_with_questions,
+)
 from mlops_scaffold.render import template_questions
 from mlops_scaffold.resources import template_dir
 from mlops_scaffold.stacks import SETTING_KEYS, SLOT_KEYS, StackSettings
@@ -11,7 +15,8 @@ PROJECT_LEVEL = {"project_name", "package_name", "description", "profile", "scaf
 
 
 def test_questions_are_the_stack_fields() -> None:
-    questions = set(template_questions())
+    """Every question is a stack field, a project-level answer or a catalogue contribution."""
+    questions = set(template_questions()) - set(CONTRIBUTION_QUESTIONS)
     assert questions - PROJECT_LEVEL == set(SLOT_KEYS) | set(SETTING_KEYS)
     assert questions >= PROJECT_LEVEL
 

@@ -10,7 +10,9 @@ rows; the stage prints it as ``error: ...`` and exits with :data:`EXIT_INVALID_D
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
@@ -139,3 +141,21 @@ def refuse(error: DataCheckError) -> NoReturn:
     """Print ``error: <file>: <what>, <rows>`` on stderr and exit with EXIT_INVALID_DATA."""
     print(f"error: {error}", file=sys.stderr)
     raise SystemExit(EXIT_INVALID_DATA)
+
+
+def run_stage(main: Callable[[], None]) -> None:
+    """Run a stage's ``main`` as ``python -m``; a refusal ends the process at once.
+
+    pyarrow's reader threads can abort the interpreter's shutdown right after a parquet
+    read ("terminate called without an active exception", SIGABRT: apache/arrow#34314),
+    which turned a refusal's exit code 1 into -6 on a loaded machine. A refused stage has
+    written nothing, so it leaves without the interpreter's shutdown (streams flushed).
+    """
+    try:
+        main()
+    except SystemExit as refusal:
+        if refusal.code != EXIT_INVALID_DATA:
+            raise
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_INVALID_DATA)

@@ -18,7 +18,7 @@ import pandas as pd
 
 from .config import Settings, load_settings
 from .data import feature_frame
-from .data_check import DataCheckError, read_checked, refuse
+from .data_check import DataCheckError, read_checked, refuse, run_stage
 from .schema import ENTITY_COLUMN, FEATURE_VIEW, LABEL_COLUMN, TIMESTAMP_COLUMN
 
 
@@ -83,4 +83,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .config import Settings, load_settings
 from .data import DataParams, generate
-from .data_check import DataCheckError, read_checked, refuse
+from .data_check import DataCheckError, read_checked, refuse, run_stage
 from .schema import LABEL_COLUMN
 
 
@@ -48,4 +48,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)
