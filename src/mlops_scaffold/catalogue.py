@@ -9,27 +9,25 @@ set of values, whose values carry the same description and rules as a component.
 The catalogue is the one list of allowed values: the stack model validates against it,
 ``new --dry-run`` describes components from it, :func:`check_compatibility` applies its
 rules before anything is written, and the ``choices:`` of ``templates/copier.yml`` are
-generated from it (``python -m mlops_scaffold.catalogue --write-copier``; a unit test
-fails when they are stale).
+generated from it by :mod:`.template_sync` (a unit test fails when they are stale).
 """
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import ErrorDetails
 
 from .errors import CatalogueError, StackError
 from .resources import template_dir
 
 MANIFEST = "component.yml"
+FILES_DIR = "files"  # a component's owned files: <slot>/<name>/files/<template path>
 SLOTS_FILE = "slots.yml"
 SETTINGS_FILE = "settings.yml"
 _STRICT = ConfigDict(extra="forbid", frozen=True)
@@ -94,10 +92,24 @@ class Choice(BaseModel):
     offline_env: tuple[EnvVar, ...] = ()
 
 
+def _inside_the_project(path: str) -> str:
+    """Accept a template path below ``templates/project``: relative, POSIX, no ``.``/``..``."""
+    parts = path.split("/")
+    if not path or path.startswith("/") or "\\" in path or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"{path!r} is not a relative path below templates/project")
+    return path
+
+
 class Component(Choice):
-    """One allowed value of a slot: a :class:`Choice` that may start services."""
+    """One allowed value of a slot: a :class:`Choice` that may start services and own files.
+
+    ``files`` are template paths (relative to ``templates/project``, ``.jinja`` suffix
+    included) that live in the component's ``files/`` folder and exist in a project only
+    when the slot holds the component (see :mod:`.template_sync`).
+    """
 
     services: tuple[Service, ...] = ()
+    files: tuple[Annotated[str, AfterValidator(_inside_the_project)], ...] = ()
 
 
 class SlotSpec(BaseModel):
@@ -139,6 +151,16 @@ class Catalogue(BaseModel):
     def all_keys(self) -> tuple[str, ...]:
         """Return every slot, then every closed setting, in question order."""
         return (*self.slots, *self.settings)
+
+    def owned_paths(self) -> list[tuple[str, str, str]]:
+        """Return ``(slot, component, template path)`` of every owned path, shallow first."""
+        owned = [
+            (slot, name, path)
+            for slot, components in self.components.items()
+            for name, component in components.items()
+            for path in component.files
+        ]
+        return sorted(owned, key=lambda item: (item[2].count("/"), item[2]))
 
 
 def _order(name: str) -> tuple[bool, str]:
@@ -366,124 +388,3 @@ def check_compatibility(selection: dict[str, str], source: str) -> None:
     texts = [" ".join(f"{k}={v}" for k, v in fix.items()) for fix in found]
     hint = f"; set {', or '.join(texts)}" if texts else ""
     raise StackError(f"{source}: {message}{hint}")
-
-
-# ---- the Copier questions generated from the catalogue -------------------------------------
-
-BEGIN = (
-    "# ---- generated from templates/components/ by"
-    " `python -m mlops_scaffold.catalogue --write-copier`"
-)
-END = "# ---- end of generated questions"
-#: Hidden questions computed from the chosen values' manifests: ``offline_env`` (each
-#: telemetry opt-out once, by name) and ``offline_tools`` (the tools they silence).
-CONTRIBUTION_QUESTIONS = ("offline_env", "offline_tools")
-
-
-def copier_questions(cat: Catalogue) -> str:
-    """Return the slot and closed-setting questions of ``copier.yml`` as YAML text."""
-    lines = [BEGIN]
-    for slot, spec in cat.slots.items():
-        lines += [
-            f"{slot}:",
-            "  type: str",
-            f"  help: {spec.help}",
-            f"  choices: {_flow(cat.choices(slot))}",
-            f"  default: {_scalar(spec.default)}",
-            "",
-        ]
-    for key, setting in cat.settings.items():
-        lines += [
-            f"{key}:",
-            "  type: str",
-            f"  help: {setting.help}",
-            f"  choices: {_flow(tuple(setting.values))}",
-            f"  default: {_scalar(setting.default)}",
-            "",
-        ]
-    lines += _contribution_questions(cat)
-    lines[-1] = END
-    return "\n".join(lines) + "\n"
-
-
-def _chosen_contributions(cat: Catalogue, field: str) -> str:
-    """Return a Jinja expression: the ``field`` contributions of every chosen value.
-
-    One lookup table per slot or setting whose values contribute, indexed by the answer:
-    the template reads the manifests' data without naming a component.
-    """
-    terms = []
-    for key in cat.all_keys():
-        table = {
-            value: [item.model_dump() for item in getattr(cat.choice(key, value), field)]
-            for value in cat.choices(key)
-        }
-        table = {value: items for value, items in table.items() if items}
-        if table:
-            terms.append(f"{json.dumps(table, sort_keys=True)}.get({key}, [])")
-    return "(" + " + ".join(terms or ["[]"]) + ")"
-
-
-def _contribution_questions(cat: Catalogue) -> list[str]:
-    """Hidden questions (never asked nor recorded) holding the chosen values' contributions."""
-    chosen = _chosen_contributions(cat, "offline_env")
-    hidden = dict(
-        zip(
-            CONTRIBUTION_QUESTIONS,
-            (
-                f"{{{{ {chosen} | unique(attribute='name') | list | tojson }}}}",
-                f"{{{{ {chosen} | map(attribute='tool') | unique | list | tojson }}}}",
-            ),
-            strict=True,
-        )
-    )
-    lines = ["# contributions of the chosen components (templates iterate over them)"]
-    for name, default in hidden.items():
-        lines += [
-            f"{name}:",
-            "  type: yaml",
-            "  when: false",
-            f"  default: {_scalar(default)}",
-            "",
-        ]
-    return lines
-
-
-def _scalar(value: str) -> str:
-    dumped = yaml.safe_dump([value], default_flow_style=True, width=1000).strip()
-    return dumped[1:-1]
-
-
-def _flow(values: tuple[str, ...]) -> str:
-    return "[" + ", ".join(_scalar(value) for value in values) + "]"
-
-
-def copier_config_with_questions(text: str, cat: Catalogue) -> str:
-    """``copier.yml`` text with its generated block replaced by the catalogue's questions."""
-    start = text.find(BEGIN)
-    end = text.find(END)
-    if start < 0 or end < start:
-        raise CatalogueError(f"copier.yml: no block between {BEGIN!r} and {END!r}")
-    end = text.index("\n", end) + 1
-    return text[:start] + copier_questions(cat) + text[end:]
-
-
-def main(argv: list[str]) -> int:
-    """``--write-copier`` rewrites copier.yml's questions; ``--check`` fails if stale."""
-    if argv not in (["--write-copier"], ["--check"]):
-        print("usage: python -m mlops_scaffold.catalogue --write-copier | --check", file=sys.stderr)
-        return 2
-    path = template_dir() / "copier.yml"
-    current = path.read_text(encoding="utf-8")
-    wanted = copier_config_with_questions(current, catalogue())
-    if argv == ["--check"]:
-        if wanted != current:
-            print(f"{path}: stale; run python -m mlops_scaffold.catalogue --write-copier")
-            return 1
-        return 0
-    path.write_text(wanted, encoding="utf-8")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))

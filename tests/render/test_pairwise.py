@@ -30,6 +30,7 @@ from mlops_scaffold.errors import StackError
 from mlops_scaffold.project import create_project
 from mlops_scaffold.stacks import Stack, builtin_profiles, load_stack
 from tests.envs import project_env
+from tests.generated_suite import run_generated_pytest
 from tests.render.conftest import compose_config
 from tests.render.test_render import LEFTOVER_JINJA, text_files
 
@@ -209,12 +210,12 @@ def test_generated_pytest_passes(pairwise_projects: dict[str, Path], name: str) 
     env = {**os.environ, "PYTHONPATH": str(project / "src"),
            "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}"}
     env.pop("MLFLOW_TRACKING_URI", None)
-    tests = subprocess.run([str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p",
-                            "no:cacheprovider"], cwd=project, capture_output=True, text=True,
-                           env=env, check=False)
-    assert tests.returncode == 0, tests.stdout[-4000:] + tests.stderr[-2000:]
-    # exit 0 means tests ran and passed (pytest exits 5 when it collects none); the
-    # summary line is not asserted: the project's own -q addopts can make it quieter.
+    tests, skipped = run_generated_pytest(project, venv / "bin" / "python", env)
+    print(f"{name}: modules covered by an earlier identical run: {skipped}")
+    if tests is not None:
+        # exit 0 means tests ran and passed (pytest exits 5 when it collects none); the
+        # summary line is not asserted: the project's own -q addopts can make it quieter.
+        assert tests.returncode == 0, tests.stdout[-4000:] + tests.stderr[-2000:]
     package = next(path.name for path in (project / "src").iterdir() if path.is_dir())
     if (project / "src" / package / "verify_enterprise.py").is_file():
         # The verify plan holds a step only for a stage the stack rendered.

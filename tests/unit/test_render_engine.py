@@ -188,3 +188,37 @@ def test_template_questions_come_from_the_config(tmp_path: Path) -> None:
         tmp_path / "x-y",
     )
     assert (tmp_path / "x-y" / "src" / "x_y" / "__init__.py").is_file()
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    """Relative path -> bytes of every file below ``root``, through links."""
+    import os
+
+    return {Path(d, name).relative_to(root).as_posix(): Path(d, name).read_bytes()
+            for d, _, names in os.walk(root, followlinks=True) for name in names}
+
+
+def test_a_template_without_its_project_links_renders_the_same(tmp_path: Path) -> None:
+    """A wheel keeps a linked file at one path only: owned files come from their folders."""
+    import shutil
+
+    from mlops_scaffold.render.interactive import _place_owned_files
+
+    unlinked = tmp_path / "unlinked"
+    shutil.copytree(template_dir(), unlinked, symlinks=True)
+    links = [path for path in (unlinked / "project").rglob("*") if path.is_symlink()]
+    assert links, "the template links its owned files into project/"
+    for link in links:
+        link.unlink()
+    stack = load_stack(profile="kubernetes", overrides=["serving=seldon"])
+    answers = project_answers(stack, tmp_path / "demo")
+    render(answers, tmp_path / "linked", template=template_dir())
+    render(answers, tmp_path / "from-folders", template=unlinked)
+    linked, from_folders = _tree(tmp_path / "linked"), _tree(tmp_path / "from-folders")
+    assert "deploy/k8s/base/seldon.yaml" in linked
+    linked.pop(".copier-answers.yml")
+    from_folders.pop(".copier-answers.yml")
+    assert from_folders == linked
+    # The interactive path copies the template for Copier: the owned files are put back.
+    _place_owned_files(unlinked)
+    assert _tree(unlinked / "project") == _tree(template_dir() / "project")

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from mlops_scaffold.catalogue import (
-    CONTRIBUTION_QUESTIONS,
-    catalogue,
-    copier_config_with_questions,
-)
+from mlops_scaffold.catalogue import catalogue
 from mlops_scaffold.render import template_questions
 from mlops_scaffold.resources import template_dir
 from mlops_scaffold.stacks import SETTING_KEYS, SLOT_KEYS, StackSettings
+from mlops_scaffold.template_sync import (
+    CONTRIBUTION_QUESTIONS,
+    generated_copier_config,
+    link_problems,
+)
 
 PROJECT_LEVEL = {"project_name", "package_name", "description", "profile", "scaffold_version"}
 
@@ -27,15 +28,37 @@ def test_catalogue_slots_are_the_stack_slots_and_closed_settings_are_settings() 
     assert set(cat.settings) <= set(SETTING_KEYS)
 
 
-def test_copier_questions_are_generated_from_the_catalogue() -> None:
-    """Fails when a manifest changed and copier.yml was not regenerated.
+def test_copier_yml_and_project_links_are_generated_from_the_catalogue() -> None:
+    """Fails when a manifest changed and copier.yml or the project's links were not synced.
 
-    Fix: ``python -m mlops_scaffold.catalogue --write-copier``. Plain ``copier copy`` reads
+    Fix: ``python -m mlops_scaffold.template_sync --write``. Plain ``copier copy`` reads
     only copier.yml (its ``!include`` merges whole question files, ``_external_data`` reads
-    files of the destination, not the template), so the choices are generated into it.
+    files of the destination, not the template), so the choices and the exclude rules of
+    owned files are generated into it; it renders ``project/``, so owned files are linked.
     """
     text = (template_dir() / "copier.yml").read_text(encoding="utf-8")
-    assert copier_config_with_questions(text, catalogue()) == text
+    assert generated_copier_config(text, catalogue()) == text
+    assert link_problems(template_dir(), catalogue()) == []
+
+
+def test_every_file_in_a_component_folder_is_owned_by_its_manifest() -> None:
+    """A file dropped into ``<slot>/<name>/files/`` but not listed would never render."""
+    cat = catalogue()
+    root = template_dir() / "components"
+    for slot, components in cat.components.items():
+        for name, component in components.items():
+            files = root / slot / name / "files"
+            if not files.exists():
+                assert component.files == (), f"{slot}/{name}: files listed, no files/ folder"
+                continue
+            for path in files.rglob("*"):
+                if path.is_symlink() or path.is_dir():
+                    continue  # another component's file inside this one's folder
+                relative = path.relative_to(files).as_posix()
+                assert any(
+                    relative == owned or relative.startswith(f"{owned}/")
+                    for owned in component.files
+                ), f"{slot}/{name}: {relative} is not under a path its manifest lists"
 
 
 def test_slot_and_setting_questions_offer_exactly_the_catalogue_values() -> None:

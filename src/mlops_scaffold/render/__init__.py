@@ -49,7 +49,24 @@ def render(
         return
     from .engine import render_template
 
-    render_template(source, answers, destination)
+    render_template(source, answers, destination, component_overlays(source))
+
+
+def component_overlays(template: Path) -> dict[str, Path]:
+    """Template path -> its source in the owning component's folder, for every owned file.
+
+    A template without a catalogue (a plain Copier template, as the update tests build)
+    has none.
+    """
+    from ..catalogue import FILES_DIR, catalogue, components_dir
+
+    root = components_dir(template)
+    if not root.is_dir():
+        return {}
+    return {
+        path: root / slot / name / FILES_DIR / path
+        for slot, name, path in catalogue(template).owned_paths()
+    }
 
 
 def read_answers(project: Path) -> dict[str, Any]:

@@ -9,6 +9,11 @@ render ``*.jinja`` files and copy the others byte for byte with their permission
 create every directory that is not excluded (empty ones too), and answer the answers-file
 template with ``_copier_answers``/``_copier_conf``. Each distinct template source is
 compiled once per process; nothing runs a subprocess.
+
+``overlays`` map template paths (relative to ``_subdirectory``) to where their content
+really lives: the files a component owns, kept in its folder and linked into ``project/``
+for Copier. The walk takes an overlaid path from its source, whatever stands at the path
+(a link, a copy, or nothing: a wheel keeps a linked file at one of its two paths only).
 """
 
 from __future__ import annotations
@@ -56,13 +61,25 @@ def compiler_for(root: Path, envops: Mapping[str, Any]) -> Compiler:
     return compiler
 
 
-def render_template(template: Path, answers: Mapping[str, Any], destination: Path) -> RenderResult:
+def render_template(
+    template: Path,
+    answers: Mapping[str, Any],
+    destination: Path,
+    overlays: Mapping[str, Path] | None = None,
+) -> RenderResult:
     """Render ``template`` with ``answers`` into ``destination`` (created if missing)."""
-    return _Render(template, answers, destination).run()
+    return _Render(template, answers, destination, overlays or {}).run()
 
 
 class _Render:
-    def __init__(self, template: Path, answers: Mapping[str, Any], destination: Path) -> None:
+    def __init__(
+        self,
+        template: Path,
+        answers: Mapping[str, Any],
+        destination: Path,
+        overlays: Mapping[str, Path],
+    ) -> None:
+        self.overlays = {path: str(source.resolve()) for path, source in overlays.items()}
         self.root = template.resolve()
         if not self.root.is_dir():
             raise RenderError(f"{template}: the template is not a directory")
@@ -130,7 +147,7 @@ class _Render:
         parts: dict[str, str] = {}  # rendered path parts: the context is fixed from here on
         files: list[tuple[str, str, bool]] = []
         directories: list[str] = []
-        entries = list(_walk(str(copy_root), "", str(self.root)))
+        entries = list(self._entries(copy_root))
         names = {relpath for _, relpath, _ in entries}
         for source, relpath, is_dir in entries:
             target = self._render_path(relpath, names, context, answers_relpath, parts)
@@ -163,6 +180,26 @@ class _Render:
             directories=tuple(sorted(directories)),
             answers=dict(self.answers.user),
         )
+
+    def _entries(self, copy_root: Path) -> Iterator[tuple[str, str, bool]]:
+        """Every template entry: the walk of ``copy_root``, each overlaid path from its source."""
+        root = str(self.root)
+
+        def outside(overlaid: list[str]) -> Callable[[tuple[str, str, bool]], bool]:
+            def keep(entry: tuple[str, str, bool]) -> bool:
+                return not any(entry[1] == p or entry[1].startswith(f"{p}/") for p in overlaid)
+
+            return keep
+
+        yield from filter(outside(list(self.overlays)), _walk(str(copy_root), "", root))
+        for path, source in self.overlays.items():
+            if not os.path.exists(source):
+                raise RenderError(f"{source}: missing (the template overlays {path} from it)")
+            is_dir = os.path.isdir(source)
+            yield source, path, is_dir
+            if is_dir:  # a path overlaid inside this one comes from its own source
+                nested = [other for other in self.overlays if other.startswith(f"{path}/")]
+                yield from filter(outside(nested), _walk(source, f"{path}/", root))
 
     def _copy_root(self, context: Mapping[str, Any]) -> Path:
         subdirectory = self.compiler.render(self.config.subdirectory, context, "_subdirectory")

@@ -3,7 +3,8 @@
 Copier is imported here, inside the function: it costs ~0.5 s. The template is copied to
 a scratch directory first so Copier treats it as a plain directory, as the built-in
 engine does (a git checkout's tags or uncommitted state never change what is rendered);
-``_src_path`` then points back at the real template.
+``_src_path`` then points back at the real template. The snapshot gets every file a
+component owns at its project path (a wheel may hold it in the component's folder only).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ def render_interactively(answers: dict[str, Any], destination: Path, source: Pat
     with tempfile.TemporaryDirectory(prefix="mlops-scaffold-template-") as scratch:
         snapshot = Path(scratch) / "template"
         shutil.copytree(source, snapshot, ignore=shutil.ignore_patterns(".git", "__pycache__"))
+        _place_owned_files(snapshot)
         try:
             copier.run_copy(
                 str(snapshot),
@@ -45,6 +47,21 @@ def render_interactively(answers: dict[str, Any], destination: Path, source: Pat
         except KeyboardInterrupt:
             raise RenderError("interrupted while answering the template's questions") from None
     _record_source(destination / _ANSWERS_FILE, source)
+
+
+def _place_owned_files(snapshot: Path) -> None:
+    """Copy each owned path missing from ``project/`` from its component's folder."""
+    from . import component_overlays
+
+    for path, owner in component_overlays(snapshot).items():
+        target = snapshot / "project" / path
+        if target.exists():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if owner.is_dir():
+            shutil.copytree(owner, target)
+        else:
+            shutil.copy2(owner, target)
 
 
 def _record_source(answers_path: Path, source: Path) -> None:

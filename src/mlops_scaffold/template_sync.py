@@ -1,0 +1,234 @@
+"""Keep ``templates/copier.yml`` and ``templates/project`` in step with the catalogue.
+
+Generated from the component folders, never edited by hand:
+
+* the slot and closed-setting questions of ``copier.yml`` (their ``choices:``) and the
+  hidden questions holding the chosen values' contributions (``offline_env``, ...);
+* the ``_exclude`` rules of the files components own: a path listed under ``files:`` in
+  ``components/<slot>/<name>/component.yml`` lives in ``components/<slot>/<name>/files/
+  <path>`` and is excluded from a project unless its slot holds that component;
+* a relative symlink at ``project/<path>`` to each owned path, so plain ``copier copy``
+  (which renders ``_subdirectory: project`` and follows symlinks), the built-in engine and
+  the wheel (hatchling stores a link's content) find the file at its project path.
+
+``python -m mlops_scaffold.template_sync --write`` brings all three up to date (moving a
+newly owned path from ``project/`` into its component's folder); ``--check`` exits 1
+naming what is stale. Plain ``copier copy`` reads only ``copier.yml`` (its ``!include``
+merges whole question files, ``_external_data`` reads the destination), hence the
+generated blocks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import yaml
+
+from .catalogue import FILES_DIR, Catalogue, catalogue, components_dir
+from .errors import CatalogueError
+from .resources import template_dir
+
+TEMPLATE_SUFFIX = ".jinja"
+EXCLUDE_BEGIN = "  # ---- generated: files owned by components (template_sync)"
+EXCLUDE_END = "  # ---- end of generated exclude rules"
+
+BEGIN = (
+    "# ---- generated from templates/components/ by"
+    " `python -m mlops_scaffold.template_sync --write`"
+)
+END = "# ---- end of generated questions"
+#: Hidden questions computed from the chosen values' manifests: ``offline_env`` (each
+#: telemetry opt-out once, by name) and ``offline_tools`` (the tools they silence).
+CONTRIBUTION_QUESTIONS = ("offline_env", "offline_tools")
+
+
+def copier_questions(cat: Catalogue) -> str:
+    """Return the slot and closed-setting questions of ``copier.yml`` as YAML text."""
+    lines = [BEGIN]
+    for slot, spec in cat.slots.items():
+        lines += [
+            f"{slot}:",
+            "  type: str",
+            f"  help: {spec.help}",
+            f"  choices: {_flow(cat.choices(slot))}",
+            f"  default: {_scalar(spec.default)}",
+            "",
+        ]
+    for key, setting in cat.settings.items():
+        lines += [
+            f"{key}:",
+            "  type: str",
+            f"  help: {setting.help}",
+            f"  choices: {_flow(tuple(setting.values))}",
+            f"  default: {_scalar(setting.default)}",
+            "",
+        ]
+    lines += _contribution_questions(cat)
+    lines[-1] = END
+    return "\n".join(lines) + "\n"
+
+
+def _chosen_contributions(cat: Catalogue, field: str) -> str:
+    """Return a Jinja expression: the ``field`` contributions of every chosen value.
+
+    One lookup table per slot or setting whose values contribute, indexed by the answer:
+    the template reads the manifests' data without naming a component.
+    """
+    terms = []
+    for key in cat.all_keys():
+        table = {
+            value: [item.model_dump() for item in getattr(cat.choice(key, value), field)]
+            for value in cat.choices(key)
+        }
+        table = {value: items for value, items in table.items() if items}
+        if table:
+            terms.append(f"{json.dumps(table, sort_keys=True)}.get({key}, [])")
+    return "(" + " + ".join(terms or ["[]"]) + ")"
+
+
+def _contribution_questions(cat: Catalogue) -> list[str]:
+    """Hidden questions (never asked nor recorded) holding the chosen values' contributions."""
+    chosen = _chosen_contributions(cat, "offline_env")
+    hidden = dict(
+        zip(
+            CONTRIBUTION_QUESTIONS,
+            (
+                f"{{{{ {chosen} | unique(attribute='name') | list | tojson }}}}",
+                f"{{{{ {chosen} | map(attribute='tool') | unique | list | tojson }}}}",
+            ),
+            strict=True,
+        )
+    )
+    lines = ["# contributions of the chosen components (templates iterate over them)"]
+    for name, default in hidden.items():
+        lines += [
+            f"{name}:",
+            "  type: yaml",
+            "  when: false",
+            f"  default: {_scalar(default)}",
+            "",
+        ]
+    return lines
+
+
+def _scalar(value: str) -> str:
+    dumped = yaml.safe_dump([value], default_flow_style=True, width=1000).strip()
+    return dumped[1:-1]
+
+
+def _flow(values: tuple[str, ...]) -> str:
+    return "[" + ", ".join(_scalar(value) for value in values) + "]"
+
+
+def copier_config_with_questions(text: str, cat: Catalogue) -> str:
+    """``copier.yml`` text with its generated block replaced by the catalogue's questions."""
+    start = text.find(BEGIN)
+    end = text.find(END)
+    if start < 0 or end < start:
+        raise CatalogueError(f"copier.yml: no block between {BEGIN!r} and {END!r}")
+    end = text.index("\n", end) + 1
+    return text[:start] + copier_questions(cat) + text[end:]
+
+
+# ---- files owned by components -----------------------------------------------------------
+
+
+def exclude_rules(cat: Catalogue) -> list[str]:
+    """Return the ``_exclude`` rule of each owned path: gone unless its component is chosen."""
+    return [
+        f"{{% if {slot} != '{name}' %}}{_project_path(path)}{{% endif %}}"
+        for slot, name, path in cat.owned_paths()
+    ]
+
+
+def _project_path(template_path: str) -> str:
+    """Return the rendered path of a template path (the ``.jinja`` suffix dropped)."""
+    return template_path.removesuffix(TEMPLATE_SUFFIX)
+
+
+def copier_config_with_excludes(text: str, cat: Catalogue) -> str:
+    """``copier.yml`` text with its generated ``_exclude`` block replaced."""
+    start = text.find(EXCLUDE_BEGIN)
+    end = text.find(EXCLUDE_END)
+    if start < 0 or end < start:
+        raise CatalogueError(f"copier.yml: no block between {EXCLUDE_BEGIN!r} and {EXCLUDE_END!r}")
+    end = text.index("\n", end) + 1
+    rules = "".join(f"  - {json.dumps(rule)}\n" for rule in exclude_rules(cat))
+    return text[:start] + EXCLUDE_BEGIN + "\n" + rules + EXCLUDE_END + "\n" + text[end:]
+
+
+def generated_copier_config(text: str, cat: Catalogue) -> str:
+    """``copier.yml`` text with every generated block up to date."""
+    return copier_config_with_excludes(copier_config_with_questions(text, cat), cat)
+
+
+def link_problems(template: Path, cat: Catalogue) -> list[str]:
+    """Return what is out of step between owned paths, component folders and project links."""
+    project = template / "project"
+    components = components_dir(template)
+    problems = []
+    wanted = set()
+    for slot, name, path in cat.owned_paths():
+        source = components / slot / name / FILES_DIR / path
+        link = project / path
+        wanted.add(os.path.normpath(link))
+        if not source.exists() or source.is_symlink():
+            problems.append(f"{source}: missing (owned by {slot}/{name})")
+        elif not link.is_symlink() or link.resolve() != source.resolve():
+            problems.append(f"{link}: not a link to {source}")
+    for root, dirs, names in os.walk(project, followlinks=True):
+        for entry in (*dirs, *names):
+            found = Path(root, entry)
+            if found.is_symlink() and os.path.normpath(found) not in wanted:
+                problems.append(f"{found}: a link no component's files: list names")
+    return problems
+
+
+def write_links(template: Path, cat: Catalogue) -> None:
+    """Move each owned path into its component folder (once) and link it from the project."""
+    project = template / "project"
+    components = components_dir(template)
+    for slot, name, path in cat.owned_paths():
+        source = components / slot / name / FILES_DIR / path
+        link = project / path
+        if not source.exists() and link.exists() and not link.is_symlink():
+            source.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(link, source)  # the first sync: the path moves into its folder
+        if link.is_symlink():
+            link.unlink()
+        if link.exists():
+            raise CatalogueError(f"{link}: a file where {slot}/{name} owns the path")
+        if not source.exists():
+            raise CatalogueError(f"{source}: missing (owned by {slot}/{name})")
+        real_parent = link.parent.resolve()  # an owned path may lie in another's folder
+        link.symlink_to(os.path.relpath(source, real_parent))
+
+
+def main(argv: list[str]) -> int:
+    """``--write`` updates copier.yml and the project links; ``--check`` fails if stale."""
+    if argv not in (["--write"], ["--check"]):
+        print("usage: python -m mlops_scaffold.template_sync --write | --check", file=sys.stderr)
+        return 2
+    template = template_dir()
+    cat = catalogue()
+    path = template / "copier.yml"
+    current = path.read_text(encoding="utf-8")
+    wanted = generated_copier_config(current, cat)
+    if argv == ["--check"]:
+        problems = link_problems(template, cat)
+        if wanted != current:
+            problems.insert(0, f"{path}: stale generated blocks")
+        for problem in problems:
+            print(f"{problem}; run python -m mlops_scaffold.template_sync --write")
+        return 1 if problems else 0
+    path.write_text(wanted, encoding="utf-8")
+    write_links(template, cat)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
