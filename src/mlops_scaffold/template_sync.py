@@ -124,14 +124,18 @@ def _flow(values: tuple[str, ...]) -> str:
     return "[" + ", ".join(_scalar(value) for value in values) + "]"
 
 
+def _replace_block(text: str, begin: str, end: str, block: str) -> str:
+    """``text`` with the lines from ``begin`` to ``end`` (both included) replaced by ``block``."""
+    start = text.find(begin)
+    stop = text.find(end)
+    if start < 0 or stop < start:
+        raise CatalogueError(f"copier.yml: no block between {begin!r} and {end!r}")
+    return text[:start] + block + text[text.index("\n", stop) + 1 :]
+
+
 def copier_config_with_questions(text: str, cat: Catalogue) -> str:
     """``copier.yml`` text with its generated block replaced by the catalogue's questions."""
-    start = text.find(BEGIN)
-    end = text.find(END)
-    if start < 0 or end < start:
-        raise CatalogueError(f"copier.yml: no block between {BEGIN!r} and {END!r}")
-    end = text.index("\n", end) + 1
-    return text[:start] + copier_questions(cat) + text[end:]
+    return _replace_block(text, BEGIN, END, copier_questions(cat))
 
 
 # ---- files owned by components -----------------------------------------------------------
@@ -152,13 +156,10 @@ def _project_path(template_path: str) -> str:
 
 def copier_config_with_excludes(text: str, cat: Catalogue) -> str:
     """``copier.yml`` text with its generated ``_exclude`` block replaced."""
-    start = text.find(EXCLUDE_BEGIN)
-    end = text.find(EXCLUDE_END)
-    if start < 0 or end < start:
-        raise CatalogueError(f"copier.yml: no block between {EXCLUDE_BEGIN!r} and {EXCLUDE_END!r}")
-    end = text.index("\n", end) + 1
     rules = "".join(f"  - {json.dumps(rule)}\n" for rule in exclude_rules(cat))
-    return text[:start] + EXCLUDE_BEGIN + "\n" + rules + EXCLUDE_END + "\n" + text[end:]
+    return _replace_block(
+        text, EXCLUDE_BEGIN, EXCLUDE_END, f"{EXCLUDE_BEGIN}\n{rules}{EXCLUDE_END}\n"
+    )
 
 
 def generated_copier_config(text: str, cat: Catalogue) -> str:

@@ -22,6 +22,14 @@ def twins(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
             create_project(stack, root / "gen_two", init_git=False))
 
 
+def changed_copy(root: Path, name: str, relative: str) -> dict[str, str]:
+    """Fingerprints of a startup render whose package file ``relative`` has one more line."""
+    project = create_project(load_stack(profile="startup"), root / name, init_git=False)
+    path = project / "src" / package_of(project) / relative
+    path.write_text(path.read_text(encoding="utf-8") + "\n# changed\n", encoding="utf-8")
+    return fingerprints(project)
+
+
 def test_the_same_stack_under_another_name_has_the_same_fingerprints(
     twins: tuple[Path, Path],
 ) -> None:
@@ -33,13 +41,8 @@ def test_the_same_stack_under_another_name_has_the_same_fingerprints(
 def test_a_change_reaches_exactly_the_modules_whose_code_it_touches(
     twins: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    one, _ = twins
-    before = fingerprints(one)
-    changed = create_project(load_stack(profile="startup"), tmp_path / "gen_three",
-                             init_git=False)
-    app = changed / "src" / package_of(changed) / "serving" / "limits.py"
-    app.write_text(app.read_text(encoding="utf-8") + "\n# changed\n", encoding="utf-8")
-    after = fingerprints(changed)
+    before = fingerprints(twins[0])
+    after = changed_copy(tmp_path, "gen_three", "serving/limits.py")
     moved = {module for module in before if before[module] != after[module]}
     # serving/limits.py is imported by the app (through serving/app.py), not by the pipeline
     assert "tests/test_serving_faults.py" in moved
@@ -67,11 +70,6 @@ def test_a_stage_run_in_a_subprocess_is_part_of_the_fingerprint(
     twins: tuple[Path, Path], tmp_path: Path
 ) -> None:
     """test_data_check runs ``python -m <package>.features``: named by a string only."""
-    one, _ = twins
-    before = fingerprints(one)
-    changed = create_project(load_stack(profile="startup"), tmp_path / "gen_five",
-                             init_git=False)
-    stage = changed / "src" / package_of(changed) / "features.py"
-    stage.write_text(stage.read_text(encoding="utf-8") + "\n# changed\n", encoding="utf-8")
-    after = fingerprints(changed)
+    before = fingerprints(twins[0])
+    after = changed_copy(tmp_path, "gen_five", "features.py")
     assert before["tests/test_data_check.py"] != after["tests/test_data_check.py"]
