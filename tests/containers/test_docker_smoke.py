@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 
-from mlops_scaffold import docker_runtime
 from mlops_scaffold.containers.engine import EnginePaths, answers, client, engine_pid
-from mlops_scaffold.docker_runtime import Terminated, compose_command, verify_in_docker
 from mlops_scaffold.errors import ProjectError, ToolMissingError, UsageError
 from mlops_scaffold.verify import check_runtime, smoke
+from mlops_scaffold.verify import docker as docker_runtime
+from mlops_scaffold.verify.docker import Terminated, compose_command, verify_in_docker
 
 # Regression bounds for the generated images (measured: serving 1.46 GB when it
 # installed every project dependency; see the issue-5 report for the current sizes).

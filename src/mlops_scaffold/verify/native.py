@@ -1,4 +1,4 @@
-"""Drive a generated project's own verification (``make verify``) and read its step report.
+"""The native runtime: drive a project's own ``make verify`` and read its step report.
 
 The project carries its verification code; this module only runs it, so the code that
 ships is the code that was verified. ``smoke`` generates a project into a temp dir,
@@ -9,54 +9,17 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ProjectError, ToolMissingError, UsageError
-from .render import ANSWERS_FILE
+from ..errors import ProjectError, ToolMissingError, UsageError
+from ..render import ANSWERS_FILE
+from .report import OutputSink, Step, VerifyReport, run_streaming
 
 RUNTIMES = ("native", "docker")
 REPORT_PATH = Path("reports") / "verify.json"
-
-OutputSink = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class Step:
-    """One step of a verification run."""
-
-    name: str
-    ok: bool
-    seconds: float
-    detail: str = ""
-
-
-@dataclass
-class VerifyReport:
-    """Outcome of a verification: every step, in order."""
-
-    project: Path
-    steps: list[Step] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """True when there was at least one step and every step passed."""
-        return bool(self.steps) and all(step.ok for step in self.steps)
-
-    @property
-    def failed(self) -> list[str]:
-        """Names of the steps that failed."""
-        return [step.name for step in self.steps if not step.ok]
-
-    @property
-    def total_seconds(self) -> float:
-        """Sum of the steps' durations."""
-        return sum(step.seconds for step in self.steps)
 
 
 def check_runtime(runtime: str) -> None:
@@ -70,18 +33,6 @@ def _require(tool: str, hint: str) -> str:
     if executable is None:
         raise ToolMissingError(f"{tool} is not installed; {hint}")
     return executable
-
-
-def _run_streaming(command: list[str], cwd: Path, sink: OutputSink | None) -> int:
-    process = subprocess.Popen(
-        command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    if process.stdout is None:  # stdout=PIPE always gives one
-        raise RuntimeError("no stdout pipe")
-    for line in process.stdout:
-        if sink is not None:
-            sink(line.rstrip("\n"))
-    return process.wait()
 
 
 def _read_steps(path: Path) -> list[Step]:
@@ -118,14 +69,14 @@ def verify_project(
     if not (project / ".venv" / "bin" / "python").is_file():
         raise ProjectError(f"{project}: not set up yet; run `make setup` there first")
     if runtime == "docker":
-        from .docker_runtime import verify_in_docker
+        from .docker import verify_in_docker
 
         return verify_in_docker(project, sink)
     make = _require("make", "install GNU make")
     report_file = project / REPORT_PATH
     report_file.unlink(missing_ok=True)
     started = time.perf_counter()
-    code = _run_streaming([make, "--no-print-directory", "verify"], project, sink)
+    code = run_streaming([make, "--no-print-directory", "verify"], project, sink)
     report = VerifyReport(project, _read_steps(report_file))
     if code != 0 and report.ok:
         report.steps.append(
@@ -143,7 +94,7 @@ def setup_project(project: Path, sink: OutputSink | None = None) -> Step:
     make = _require("make", "install GNU make")
     # No uv needed here: the project's `make setup` installs a pinned one when it is missing.
     started = time.perf_counter()
-    code = _run_streaming([make, "--no-print-directory", "setup"], project, sink)
+    code = run_streaming([make, "--no-print-directory", "setup"], project, sink)
     return Step("make setup", code == 0, time.perf_counter() - started, f"exit {code}")
 
 
@@ -155,8 +106,8 @@ def smoke(
     sink: OutputSink | None = None,
 ) -> VerifyReport:
     """Generate ``profile`` into a temp dir, set it up, verify it; remove it unless ``keep``."""
-    from .project import create_project
-    from .stacks import load_stack
+    from ..project import create_project
+    from ..stacks import load_stack
 
     check_runtime(runtime)
     stack = load_stack(profile=profile)

@@ -24,6 +24,7 @@ environment problems (no dockerd, not root, no compose CLI) raise ScaffoldError 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import secrets
@@ -41,8 +42,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from .errors import ContainerEngineError, ProjectError, ScaffoldError, ToolMissingError
-from .verify import OutputSink, Step, VerifyReport
+from ..errors import ContainerEngineError, ProjectError, ScaffoldError, ToolMissingError
+from .report import OutputSink, Step, VerifyReport, run_streaming
 
 COMPOSE_FILE = "docker-compose.yml"
 SERVICE_LABEL = "com.docker.compose.service"
@@ -162,26 +163,9 @@ def _http_json(url: str, payload: Any = None, timeout: float = 30.0) -> tuple[in
 def _stream(
     command: list[str], cwd: Path, env: dict[str, str], sink: OutputSink, timeout: float
 ) -> int:
-    """Run ``command``, pass its output lines to ``sink``; kill it after ``timeout`` s."""
-    process = subprocess.Popen(
-        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    if process.stdout is None:  # stdout=PIPE always gives one
-        raise RuntimeError("no stdout pipe")
-    killer = threading.Timer(timeout, process.kill)
-    killer.start()
-    try:
-        for line in process.stdout:
-            sink(line.rstrip("\n"))
-        code = process.wait()
-    except BaseException:
-        process.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=20)
-        raise
-    finally:
-        killer.cancel()
-    if code < 0 and process.returncode == -signal.SIGKILL:
+    """Run ``command`` streaming to ``sink``; a kill after ``timeout`` s fails the step."""
+    code = run_streaming(command, cwd, sink, env=env, timeout=timeout)
+    if code == -signal.SIGKILL:
         raise StepFailed(f"{Path(command[0]).name} killed after {timeout:.0f}s")
     return code
 
@@ -245,7 +229,7 @@ def _step(run: _Run, name: str, action: Callable[[], str]) -> None:
 
 
 def _start_engine(run: _Run) -> str:
-    from .containers.engine import EnginePaths, answers, client, engine_pid, start_engine
+    from ..containers.engine import EnginePaths, answers, client, engine_pid, start_engine
 
     configured = os.environ.get("DOCKER_HOST", "")
     if configured and answers(configured):
@@ -265,15 +249,15 @@ def _start_engine(run: _Run) -> str:
 
 
 def _base_images(run: _Run) -> str:
-    from .containers.baseimages import BuildOptions, ensure_base_images, image_label
-    from .containers.engine import EnginePaths
-    from .containers.host import (
+    from ..containers.baseimages import BuildOptions, ensure_base_images, image_label
+    from ..containers.engine import EnginePaths
+    from ..containers.host import (
         default_ca_dir,
         host_debian_mirrors,
         host_index_settings,
         proxy_settings,
     )
-    from .containers.images import StandInPlan, project_base_images
+    from ..containers.images import StandInPlan, project_base_images
 
     images = project_base_images(run.project)
     if run.docker_host == EnginePaths.default().docker_host:
@@ -342,7 +326,7 @@ def _up(run: _Run) -> str:
 
 
 def _healthy(run: _Run, running_only: tuple[str, ...], timeout: float) -> str:
-    from .containers.health import wait_healthy
+    from ..containers.health import wait_healthy
 
     ready = wait_healthy(
         run.engine,
@@ -547,7 +531,7 @@ def _disk(run: _Run) -> str:
 
 
 def _stop_engine(run: _Run) -> None:
-    from .containers.engine import EnginePaths, stop_engine
+    from ..containers.engine import EnginePaths, stop_engine
 
     if run.engine is not None:
         with contextlib.suppress(Exception):
@@ -574,6 +558,10 @@ def verify_in_docker(
         raise ProjectError(f"{project}: no {COMPOSE_FILE}")
     if not (project / ".venv" / "bin" / "python").is_file():
         raise ProjectError(f"{project}: not set up yet; run `make setup` there first")
+    if importlib.util.find_spec("docker") is None:
+        raise ToolMissingError(
+            "--runtime docker needs the container harness: install mlops-scaffold[containers]"
+        )
     run = _Run(
         project,
         sink or (lambda _line: None),
