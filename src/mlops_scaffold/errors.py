@@ -19,6 +19,24 @@ code meaning
 
 from __future__ import annotations
 
+__all__ = [
+    "EXIT_CONFLICTS",
+    "EXIT_INTERRUPTED",
+    "EXIT_USAGE",
+    "EXIT_USER_ERROR",
+    "EXIT_VERIFY_FAILED",
+    "CatalogueError",
+    "ContainerEngineError",
+    "DestinationError",
+    "MergeConflictError",
+    "ProjectError",
+    "RenderError",
+    "ScaffoldError",
+    "StackError",
+    "ToolMissingError",
+    "UsageError",
+]
+
 EXIT_USER_ERROR = 1
 EXIT_USAGE = 2
 EXIT_VERIFY_FAILED = 3

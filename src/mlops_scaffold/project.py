@@ -23,6 +23,14 @@ from .gitutil import TEMPLATE_BRANCH, commit_message, git, git_env, require_git
 from .render import render
 from .stacks import Stack
 
+__all__ = [
+    "Plan",
+    "ServicePort",
+    "create_project",
+    "plan_project",
+    "project_answers",
+]
+
 PROJECT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 
 

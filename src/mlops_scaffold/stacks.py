@@ -33,6 +33,17 @@ from .catalogue import catalogue, check_compatibility
 from .errors import StackError
 from .resources import stacks_dir
 
+__all__ = [
+    "Slots",
+    "Stack",
+    "StackSettings",
+    "builtin_profiles",
+    "load_reference",
+    "load_stack",
+    "stack_from_answers",
+    "validate_stack",
+]
+
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
 

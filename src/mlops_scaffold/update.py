@@ -68,6 +68,13 @@ from .project import project_answers
 from .render import ANSWERS_FILE, render
 from .stacks import Stack, load_stack, stack_from_answers
 
+__all__ = [
+    "DiffResult",
+    "UpdateResult",
+    "diff_project",
+    "update_project",
+]
+
 UP_TO_DATE = "up-to-date"
 UPDATED = "updated"
 ADOPTED = "adopted"
