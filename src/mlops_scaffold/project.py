@@ -14,9 +14,9 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from . import __version__
+from .answers import project_answers
 from .catalogue import catalogue
 from .errors import DestinationError
 from .gitutil import TEMPLATE_BRANCH, commit_message, git, git_env, require_git
@@ -28,7 +28,6 @@ __all__ = [
     "ServicePort",
     "create_project",
     "plan_project",
-    "project_answers",
 ]
 
 PROJECT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
@@ -51,15 +50,6 @@ class Plan:
     components: list[tuple[str, str, str]]
     services: list[ServicePort]
     files: list[str] = field(default_factory=list)
-
-
-def project_answers(stack: Stack, destination: Path) -> dict[str, Any]:
-    """Copier answers for rendering ``stack`` into ``destination``."""
-    return {
-        **stack.to_answers(),
-        "project_name": destination.name,
-        "scaffold_version": __version__,
-    }
 
 
 MAX_NAME_LENGTH = 64

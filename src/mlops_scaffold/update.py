@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .answers import CONTROL_CHARACTERS, update_answers
 from .errors import MergeConflictError, ProjectError
 from .gitutil import (
     RENDER_TRAILER,
@@ -64,9 +65,7 @@ from .gitutil import (
     git,
     git_env,
 )
-from .project import project_answers
 from .render import ANSWERS_FILE, render
-from .stacks import Stack, load_stack, stack_from_answers
 
 __all__ = [
     "DiffResult",
@@ -112,8 +111,6 @@ _OPERATIONS = {
 _SRC_PATH_LINE = re.compile(r"^_src_path:.*$", re.MULTILINE)
 _VERSION_LINE = re.compile(r"^scaffold_version:.*$", re.MULTILINE)
 _TREE_LINE = re.compile(rf"^{TREE_TRAILER}: *([0-9a-f]{{40,64}}) *$", re.MULTILINE)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_PROJECT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 
 
 @dataclass(frozen=True)
@@ -252,7 +249,7 @@ def update_project(
         if not dry_run:
             _require_branch(repo)
         _require_clean(repo)
-        answers = _answers(repo.root, overrides, profile)
+        answers = update_answers(repo.root, overrides, profile)
         base = _find_trusted_base(repo)
         if base.commit is None and not adopt:
             raise ProjectError(base.reason)
@@ -291,7 +288,7 @@ def diff_project(
     repo = _open(project_dir)
     with _locked(repo, shared=True):
         _require_commit(repo)
-        answers = _answers(repo.root, overrides, profile)
+        answers = update_answers(repo.root, overrides, profile)
         base = _find_trusted_base(repo)
         if base.commit is None and _is_shallow(repo):
             raise ProjectError(base.reason)
@@ -441,78 +438,6 @@ def _require_clean(repo: _Repo) -> None:
             f"{repo.root}: uncommitted changes ({shown}{more}); commit or stash them first "
             "so the update is one merge you can inspect or undo"
         )
-
-
-# ---- answers -----------------------------------------------------------------------
-
-
-def read_recorded_answers(project: Path) -> dict[str, Any]:
-    """Read and check a project's recorded answers; one-line ProjectError when unusable.
-
-    The free-text answers must be text on one line without control characters: they are
-    rendered into TOML, YAML and Markdown files, where a line break changes the structure.
-    """
-    import yaml
-
-    path = project / ANSWERS_FILE
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ProjectError(
-            f"{path}: not UTF-8 text (byte {exc.start}); restore it "
-            f"(git checkout -- {ANSWERS_FILE}) and change answers with --set"
-        ) from None
-    except OSError as exc:
-        raise ProjectError(f"{path}: cannot read the answers file ({exc.strerror})") from None
-    try:
-        loaded = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ProjectError(
-            f"{path}: not valid YAML{where}; restore it (git checkout -- {ANSWERS_FILE}) "
-            "and change answers with --set"
-        ) from None
-    if not isinstance(loaded, dict):
-        raise ProjectError(
-            f"{path}: must be a YAML mapping of answers (key: value), found {type(loaded).__name__}"
-        )
-    name = loaded.get("project_name")
-    if name is not None and not (isinstance(name, str) and _PROJECT_NAME.fullmatch(name)):
-        raise ProjectError(
-            f"{path}: project_name {str(name)!r} must start with a letter and contain only "
-            "letters, digits, '-' and '_'"
-        )
-    description = loaded.get("description")
-    if description is not None and not (
-        isinstance(description, str) and not _CONTROL.search(description)
-    ):
-        raise ProjectError(
-            f"{path}: description must be text on one line without control characters "
-            f"(got {description!r:.60})"
-        )
-    return loaded
-
-
-def _answers(project: Path, overrides: Sequence[str], profile: str | None) -> dict[str, Any]:
-    """Every answer to render with: the recorded ones, the stack's, the installed version."""
-    recorded = read_recorded_answers(project)
-    stack = _target_stack(recorded, overrides, profile)
-    answers = {
-        key: value
-        for key, value in recorded.items()
-        if isinstance(key, str) and not key.startswith("_")
-    }
-    answers.update(project_answers(stack, project))
-    answers["project_name"] = recorded.get("project_name", project.name)
-    answers["scaffold_version"] = __version__
-    return answers
-
-
-def _target_stack(recorded: dict[str, Any], overrides: Sequence[str], profile: str | None) -> Stack:
-    if profile is not None:
-        return load_stack(profile=profile, overrides=list(overrides))
-    return stack_from_answers(recorded, list(overrides))
 
 
 # ---- the base: a render commit whose tree is still the render's ---------------------
@@ -845,7 +770,7 @@ def _check_untracked_clashes(repo: _Repo, written: list[str]) -> None:
 
 def _one_line(text: str) -> str:
     """Quote text holding a line break or another control character (a file name may)."""
-    return repr(text) if _CONTROL.search(text) else text
+    return repr(text) if CONTROL_CHARACTERS.search(text) else text
 
 
 def _untracked_under(repo: _Repo, directory: str) -> list[str]:

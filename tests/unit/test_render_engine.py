@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mlops_scaffold.answers import project_answers
 from mlops_scaffold.errors import RenderError
-from mlops_scaffold.project import project_answers
 from mlops_scaffold.render import engine, render, template_questions
 from mlops_scaffold.render.engine import compiler_for, render_template
 from mlops_scaffold.render.jinja import CodeCache, Compiler
@@ -162,7 +162,7 @@ def test_render_without_copier_and_answers_record_the_template(tmp_path: Path) -
     code = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from mlops_scaffold.project import project_answers\n"
+        "from mlops_scaffold.answers import project_answers\n"
         "from mlops_scaffold.render import render\n"
         "from mlops_scaffold.stacks import load_stack\n"
         f"target = Path({str(tmp_path / 'churn-demo')!r})\n"

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
+from mlops_scaffold.answers import project_answers
 from mlops_scaffold.errors import RenderError
-from mlops_scaffold.project import project_answers
 from mlops_scaffold.render.engine import render_template
 from mlops_scaffold.resources import template_dir
 from mlops_scaffold.stacks import builtin_profiles, load_stack

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from mlops_scaffold import answers as answers_module
 from mlops_scaffold import update as update_module
 from mlops_scaffold.errors import MergeConflictError
 from mlops_scaffold.gitutil import RENDER_TRAILER, TEMPLATE_BRANCH, TREE_TRAILER
@@ -360,6 +361,7 @@ def test_new_version_string_without_content_change_is_a_no_op(
     project: Path, template: FixtureTemplate, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(update_module, "__version__", "99.0.0")
+    monkeypatch.setattr(answers_module, "__version__", "99.0.0")
     head = run_git(project, "rev-parse", "HEAD")
 
     assert update(project, template).status == "up-to-date"
@@ -370,6 +372,7 @@ def test_new_version_string_is_recorded_with_a_content_change(
     project: Path, template: FixtureTemplate, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(update_module, "__version__", "99.0.0")
+    monkeypatch.setattr(answers_module, "__version__", "99.0.0")
     template.replace("notes.txt", "Notes", "Better notes")
 
     result = update(project, template)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from mlops_scaffold.project import create_project, plan_project, project_answers
+from mlops_scaffold.answers import project_answers
+from mlops_scaffold.project import create_project, plan_project
 from mlops_scaffold.render import render
 from mlops_scaffold.stacks import load_stack
 from mlops_scaffold.update import update_project

@@ -126,7 +126,7 @@ def images_to_stand_in(
 
 
 def _profile_images(profile: str) -> list[str]:
-    from ..project import project_answers
+    from ..answers import project_answers
     from ..render import render
     from ..stacks import load_stack
 

@@ -16,7 +16,7 @@ from ..resources import template_dir
 
 ANSWERS_FILE = ".copier-answers.yml"
 
-__all__ = ["ANSWERS_FILE", "read_answers", "render", "template_questions"]
+__all__ = ["ANSWERS_FILE", "component_overlays", "render", "template_questions"]
 
 
 def template_questions(template: Path | None = None) -> dict[str, dict[str, Any]]:
@@ -67,14 +67,3 @@ def component_overlays(template: Path) -> dict[str, Path]:
         path: root / slot / name / FILES_DIR / path
         for slot, name, path in catalogue(template).owned_paths()
     }
-
-
-def read_answers(project: Path) -> dict[str, Any]:
-    """Read a generated project's recorded answers (empty dict when the file is missing)."""
-    import yaml
-
-    path = project / ANSWERS_FILE
-    if not path.is_file():
-        return {}
-    loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return loaded if isinstance(loaded, dict) else {}
