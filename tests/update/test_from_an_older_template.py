@@ -1,0 +1,86 @@
+"""Projects rendered before the catalogue redesign update onto today's layout, edits kept.
+
+The older template is taken from this repository's history (``templates/`` at
+``BEFORE_CATALOGUE``, the last commit before component folders, manifests and
+contributions), rendered for every built-in profile, edited as a user would, committed,
+then updated with today's template: every edit survives, the project becomes what a fresh
+render of today's template plus the edits is, and a second update has nothing to do.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from mlops_scaffold.project import create_project
+from mlops_scaffold.stacks import builtin_profiles, load_stack
+from mlops_scaffold.update import update_project
+
+from .helpers import commit_all, run_git, status
+
+REPO = Path(__file__).resolve().parents[2]
+BEFORE_CATALOGUE = "b6d01ff"  # main before issue 13 (catalogue, component folders)
+
+
+@pytest.fixture(scope="module")
+def older_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``templates/`` as it was at ``BEFORE_CATALOGUE``, from git history."""
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", BEFORE_CATALOGUE, "templates"],
+        cwd=REPO, capture_output=True, check=False,
+    )
+    if archive.returncode != 0:  # a shallow clone lacks it; a full clone always has it
+        pytest.skip(f"{BEFORE_CATALOGUE} is not in this clone's history: "
+                    f"{archive.stderr.decode(errors='replace').strip()[:120]}")
+    root = tmp_path_factory.mktemp("older")
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(root, filter="tar")
+    return root / "templates"
+
+
+def _tree(project: Path) -> dict[str, bytes]:
+    files = run_git(project, "ls-files").splitlines()
+    return {name: (project / name).read_bytes() for name in files}
+
+
+@pytest.mark.parametrize("profile", builtin_profiles())
+def test_an_older_render_updates_onto_today_and_keeps_every_edit(
+    older_template: Path, tmp_path: Path, profile: str
+) -> None:
+    stack = load_stack(profile=profile)
+    project = create_project(stack, tmp_path / "churn", template=older_template)
+    readme = (project / "README.md").read_text(encoding="utf-8")
+    (project / "README.md").write_text(readme + "\n## Our notes\nKeep this.\n", "utf-8")
+    (project / "notes").mkdir()
+    (project / "notes" / "ours.md").write_text("Our own file.\n", encoding="utf-8")
+    commit_all(project, "Our edits")
+
+    result = update_project(project)
+
+    assert result.status == "updated"
+    assert status(project) == ""
+    assert (project / "README.md").read_text(encoding="utf-8").endswith(
+        "\n## Our notes\nKeep this.\n"
+    )
+    assert (project / "notes" / "ours.md").read_text(encoding="utf-8") == "Our own file.\n"
+    # Today's render plus the edits: every other file is exactly today's.
+    fresh = create_project(stack, tmp_path / "fresh" / "churn")
+    expected = _tree(fresh)
+    got = _tree(project)
+    assert got.pop("notes/ours.md") == b"Our own file.\n"
+    assert got.pop("README.md").endswith(b"\n## Our notes\nKeep this.\n")
+    expected.pop("README.md")
+    # the answers differ in _src_path only (the older template sat in a temp dir)
+    got_answers, expected_answers = (
+        [line for line in tree.pop(".copier-answers.yml").splitlines()
+         if not line.startswith(b"_src_path:")]
+        for tree in (got, expected)
+    )
+    assert got_answers == expected_answers
+    assert got == expected
+    assert result.changes.modified, "the older template renders differently from today's"
+    assert update_project(project).status == "up-to-date"
