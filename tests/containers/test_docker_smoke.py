@@ -115,16 +115,25 @@ def test_startup_stack_smoke_in_docker() -> None:
         "build",
         "up",
         "healthy",
-        "pipeline",
-        "serving healthy",
-        "predict rows",
+        # the project's own `make verify-stack` against the published ports
+        "mlflow",
+        "dvc repro",
+        "champion",
+        "serving ready",
         "predict ids",
+        "predict rows",
+        "bad payload",
+        "metrics",
+        "drift report",
         "prometheus",
+        "serving healthy",
         "down",
     ):
         assert expected in names, names
     steps = {step.name: step for step in report.steps}
-    assert "champion" in steps["predict ids"].detail
+    assert f"v{steps['champion'].detail.split('version ')[1].split()[0]}" in (
+        steps["serving ready"].detail
+    )
     assert "serving target(s) up" in steps["prometheus"].detail
     assert _size(steps["build"].detail, "serving") < MAX_SERVING_BYTES
     assert _size(steps["build"].detail, "mlflow") < MAX_MLFLOW_BYTES

@@ -1,4 +1,4 @@
-"""Verify a generated project in containers: build, ``up``, pipeline, predictions, ``down -v``.
+"""Verify a generated project in containers: build, ``up``, the project's checks, ``down -v``.
 
 ``verify PROJECT --runtime docker`` and ``smoke --runtime docker`` end here. The steps:
 
@@ -10,11 +10,12 @@
 4. up           ``compose up -d`` on free 127.0.0.1 ports, a unique project name
 5. healthy      Docker health status of every service (serving only needs to run: it
                 cannot be ready before a champion model exists)
-6. pipeline     the host's ``make pipeline ARGS=-f`` against the stack's MLflow (the
-                README's documented way: the Feast store and reports it writes are
-                bind-mounted into the serving container)
-7. serving healthy, predict rows, predict ids (from the champion, on the published port),
-   prometheus (its API reports the serving target up)
+6. the project's ``make verify-stack`` on the published ports: its own steps (the
+                pipeline on the host against the stack's MLflow, whose Feast store and
+                reports are bind-mounted into the serving container; champion; the API's
+                predictions, errors and metrics; Prometheus scraping it) join the report.
+                This module knows no model, route or payload of the project.
+7. serving healthy  Docker health status of the serving container, now that it has a model
 8. down         ``compose down -v``, always: on failure, on Ctrl-C and on SIGTERM
 
 A step that fails ends the run (logs of failed services are printed) and is reported;
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import json
 import os
 import secrets
 import shutil
@@ -34,8 +34,6 @@ import socket
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +41,7 @@ from types import FrameType
 from typing import Any
 
 from ..errors import ContainerEngineError, ProjectError, ScaffoldError, ToolMissingError
-from .report import OutputSink, Step, VerifyReport, run_streaming
+from .report import OutputSink, Step, VerifyReport, read_report_steps, run_streaming
 
 COMPOSE_FILE = "docker-compose.yml"
 SERVICE_LABEL = "com.docker.compose.service"
@@ -55,7 +53,7 @@ PORT_VARIABLES = {
     "prometheus": "PROMETHEUS_PORT",
 }
 MODEL_LOAD_RETRY_SECONDS = "2"
-ARTIFACT_LOCATION = "mlflow-artifacts:/churn"
+STACK_REPORT = "reports/verify-stack.json"
 LOG_TAIL = 40
 # Services that cannot be healthy before the pipeline registered a champion model.
 MODEL_SERVICES = ("serving",)
@@ -108,10 +106,6 @@ class _Run:
         env.update({PORT_VARIABLES[service]: str(port) for service, port in self.ports.items()})
         return env
 
-    def url(self, service: str, path: str = "") -> str:
-        """``http://127.0.0.1:<published port of service><path>``."""
-        return f"http://127.0.0.1:{self.ports[service]}{path}"
-
 
 # ---- tools --------------------------------------------------------------------------------
 
@@ -139,25 +133,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def _http_json(url: str, payload: Any = None, timeout: float = 30.0) -> tuple[int, Any]:
-    """GET (or POST ``payload`` as JSON) and return the status and decoded body."""
-    data = None if payload is None else json.dumps(payload).encode()
-    request = urllib.request.Request(url, data=data, method="GET" if data is None else "POST")
-    request.add_header("Content-Type", "application/json")
-    try:
-        # http://127.0.0.1:<port> built here, never a user-given scheme.
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # nosec B310
-            return int(response.status), json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        body = exc.read().decode(errors="replace")
-        try:
-            return exc.code, json.loads(body)
-        except json.JSONDecodeError:
-            return exc.code, body
-    except (urllib.error.URLError, OSError, json.JSONDecodeError) as exc:
-        raise StepFailed(f"{url}: {exc}") from None
 
 
 def _stream(
@@ -342,134 +317,31 @@ def _healthy(run: _Run, running_only: tuple[str, ...], timeout: float) -> str:
     )
 
 
-def _pipeline(run: _Run) -> str:
+def _project_verify(run: _Run) -> None:
+    """Run the project's ``make verify-stack`` on the published ports; its steps join ours.
+
+    The project knows its pipeline, models, routes and payloads; this runtime only brings
+    the stack up and tears it down.
+    """
     make = shutil.which("make")
     if make is None:
         raise ToolMissingError("make is not installed; install GNU make")
-    env = dict(os.environ)
-    env.update(
-        {
-            "MLFLOW_TRACKING_URI": run.url("mlflow"),
-            "MLFLOW_ARTIFACT_LOCATION": ARTIFACT_LOCATION,
-        }
-    )
-    command = [make, "--no-print-directory", "pipeline", "ARGS=-f"]
-    run.sink(f"$ MLFLOW_TRACKING_URI={run.url('mlflow')} " + " ".join(command[2:]))
-    code = _stream(command, run.project, env, run.sink, Timeouts.pipeline)
-    if code != 0:
-        raise StepFailed(f"make pipeline exited with {code}")
-    return f"dvc repro -f against MLflow at {run.url('mlflow')}"
-
-
-def _champion(run: _Run, model_name: str) -> str:
-    status, body = _http_json(
-        run.url(
-            "mlflow",
-            f"/api/2.0/mlflow/registered-models/alias?name={model_name}&alias=champion",
+    report = run.project / STACK_REPORT
+    report.unlink(missing_ok=True)
+    ports = [f"{PORT_VARIABLES[service]}={port}" for service, port in run.ports.items()]
+    args = f"ARGS=--json {STACK_REPORT} --ready-timeout {Timeouts.serving:.0f}"
+    command = [make, "--no-print-directory", "verify-stack", *ports, args]
+    run.sink("$ " + " ".join(command[2:]))
+    started = time.perf_counter()
+    code = _stream(command, run.project, dict(os.environ), run.sink, Timeouts.pipeline)
+    steps = read_report_steps(report)
+    run.steps.extend(steps)
+    if code != 0 and all(step.ok for step in steps):
+        run.steps.append(
+            Step("make verify-stack", False, time.perf_counter() - started, f"exit {code}")
         )
-    )
-    if status != 200 or not isinstance(body, dict):
-        raise StepFailed(f"MLflow has no champion of {model_name}: {status} {body}")
-    return str(body.get("model_version", {}).get("version"))
-
-
-def _request_examples(run: _Run) -> dict[str, Any]:
-    """Return the serving API's own request examples (``/openapi.json``) by input kind."""
-    status, schema = _http_json(run.url("serving", "/openapi.json"))
-    if status != 200 or not isinstance(schema, dict):
-        raise StepFailed(f"/openapi.json answered {status}")
-    examples = schema.get("components", {}).get("schemas", {}).get("PredictRequest", {})
-    found = {key: value for ex in examples.get("examples", []) for key, value in ex.items()}
-    if not {"rows", "customer_ids"} <= set(found):
-        raise StepFailed(f"PredictRequest examples lack rows/customer_ids: {examples}")
-    return found
-
-
-ID_PROBE = """\
-import json
-import pandas as pd
-from {package}.config import load_settings
-from {package}.schema import ENTITY_COLUMN
-table = pd.read_parquet(load_settings().paths.feature_table)
-print(json.dumps(sorted(int(i) for i in table[ENTITY_COLUMN].unique())[:3]))
-"""
-
-
-def _known_ids(run: _Run) -> list[int]:
-    """Return three customer ids of the feature table the host pipeline wrote."""
-    packages = [p.name for p in (run.project / "src").iterdir() if (p / "__init__.py").is_file()]
-    if len(packages) != 1:
-        raise StepFailed(f"cannot tell the project's package among {packages}")
-    result = subprocess.run(
-        [str(run.project / ".venv" / "bin" / "python"), "-c", ID_PROBE.format(package=packages[0])],
-        cwd=run.project,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise StepFailed(f"reading customer ids failed: {result.stderr.strip()[-300:]}")
-    ids = json.loads(result.stdout.strip().splitlines()[-1])
-    if not ids:
-        raise StepFailed("the feature table holds no customer ids")
-    return [int(i) for i in ids]
-
-
-def _check_predictions(run: _Run, body: Any, count: int, model_name: str) -> list[float]:
-    if not isinstance(body, dict) or not isinstance(body.get("predictions"), list):
-        raise StepFailed(f"unexpected /predict answer: {str(body)[:300]}")
-    champion = _champion(run, model_name)
-    if str(body.get("model_version")) != champion:
-        raise StepFailed(
-            f"served version {body.get('model_version')} is not the champion {champion}"
-        )
-    predictions = body["predictions"]
-    if len(predictions) != count:
-        raise StepFailed(f"{count} inputs, {len(predictions)} predictions")
-    scores = [p.get("churn_probability") for p in predictions]
-    known = [float(s) for s in scores if isinstance(s, int | float)]
-    if not known or any(not 0.0 <= s <= 1.0 for s in known):
-        raise StepFailed(f"probabilities out of [0, 1] or missing: {predictions}")
-    return known
-
-
-def _predict(run: _Run, kind: str, state: dict[str, Any]) -> str:
-    if "examples" not in state:
-        status, ready = _http_json(run.url("serving", "/ready"))
-        if status != 200 or not isinstance(ready, dict):
-            raise StepFailed(f"/ready answered {status}: {ready}")
-        state["model"] = str(ready["model_name"])
-        state["examples"] = _request_examples(run)
-    payload = {kind: state["examples"][kind]}
-    if kind == "customer_ids":  # ids the pipeline really wrote to the online store
-        payload = {kind: _known_ids(run)}
-    status, body = _http_json(run.url("serving", "/predict"), payload)
-    if status != 200:
-        raise StepFailed(f"/predict {kind} answered {status}: {str(body)[:300]}")
-    scores = _check_predictions(run, body, len(payload[kind]), state["model"])
-    if kind == "customer_ids" and len(scores) != len(payload[kind]):
-        raise StepFailed(f"ids {payload[kind]}: only {len(scores)} known to the online store")
-    return (
-        f"{len(scores)} {kind} scored by {state['model']} v{body['model_version']} (champion) "
-        f"on 127.0.0.1:{run.ports['serving']}: " + ", ".join(f"{s:.3f}" for s in scores)
-    )
-
-
-def _prometheus(run: _Run) -> str:
-    deadline = time.monotonic() + Timeouts.prometheus
-    last: Any = None
-    while time.monotonic() < deadline:
-        _, body = _http_json(run.url("prometheus", "/api/v1/targets?state=active"))
-        targets = body.get("data", {}).get("activeTargets", []) if isinstance(body, dict) else []
-        serving = [t for t in targets if t.get("labels", {}).get("job") == "serving"]
-        if serving and all(t.get("health") == "up" for t in serving):
-            return f"{len(serving)} serving target(s) up: " + ", ".join(
-                str(t.get("scrapeUrl")) for t in serving
-            )
-        last = [(t.get("scrapeUrl"), t.get("health"), t.get("lastError")) for t in serving]
-        time.sleep(2.0)
-    raise StepFailed(f"Prometheus does not report the serving target up: {last or 'no target'}")
+    if code != 0 or not steps:
+        raise StepFailed(f"make verify-stack exited with {code}")
 
 
 def _print_failed_logs(run: _Run) -> None:
@@ -569,7 +441,6 @@ def verify_in_docker(
     )
     run.compose = compose_command()
     run.ports = {service: free_port() for service in PORT_VARIABLES}
-    state: dict[str, Any] = {}
     with _interruptible():
         try:
             _step(run, "engine", lambda: _start_engine(run))
@@ -577,11 +448,8 @@ def verify_in_docker(
             _step(run, "build", lambda: _build(run))
             _step(run, "up", lambda: _up(run))
             _step(run, "healthy", lambda: _healthy(run, MODEL_SERVICES, Timeouts.healthy))
-            _step(run, "pipeline", lambda: _pipeline(run))
+            _project_verify(run)
             _step(run, "serving healthy", lambda: _healthy(run, (), Timeouts.serving))
-            _step(run, "predict rows", lambda: _predict(run, "rows", state))
-            _step(run, "predict ids", lambda: _predict(run, "customer_ids", state))
-            _step(run, "prometheus", lambda: _prometheus(run))
         except (StepFailed, ContainerEngineError, ProjectError) as exc:
             if not run.steps or run.steps[-1].ok:  # raised outside _step: still report it
                 message = exc.message if isinstance(exc, ScaffoldError) else str(exc)

@@ -7,16 +7,14 @@ sets it up and verifies it: the command a template maintainer's CI runs.
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from ..errors import ProjectError, ToolMissingError, UsageError
 from ..render import ANSWERS_FILE
-from .report import OutputSink, Step, VerifyReport, run_streaming
+from .report import OutputSink, Step, VerifyReport, read_report_steps, run_streaming
 
 RUNTIMES = ("native", "docker")
 REPORT_PATH = Path("reports") / "verify.json"
@@ -33,22 +31,6 @@ def _require(tool: str, hint: str) -> str:
     if executable is None:
         raise ToolMissingError(f"{tool} is not installed; {hint}")
     return executable
-
-
-def _read_steps(path: Path) -> list[Step]:
-    try:
-        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return []
-    return [
-        Step(
-            str(item.get("name", "?")),
-            bool(item.get("ok")),
-            float(item.get("seconds", 0.0)),
-            str(item.get("detail", "")),
-        )
-        for item in data.get("steps", [])
-    ]
 
 
 def verify_project(
@@ -77,7 +59,7 @@ def verify_project(
     report_file.unlink(missing_ok=True)
     started = time.perf_counter()
     code = run_streaming([make, "--no-print-directory", "verify"], project, sink)
-    report = VerifyReport(project, _read_steps(report_file))
+    report = VerifyReport(project, read_report_steps(report_file))
     if code != 0 and report.ok:
         report.steps.append(
             Step("make verify", False, time.perf_counter() - started, f"exit {code}")

@@ -7,11 +7,13 @@ compose stack), which import nothing of each other.
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 OutputSink = Callable[[str], None]
 
@@ -83,3 +85,20 @@ def run_streaming(
     finally:
         if killer is not None:
             killer.cancel()
+
+
+def read_report_steps(path: Path) -> list[Step]:
+    """Return the steps of a project's JSON step report (none when missing or broken)."""
+    try:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return []
+    return [
+        Step(
+            str(item.get("name", "?")),
+            bool(item.get("ok")),
+            float(item.get("seconds", 0.0)),
+            str(item.get("detail", "")),
+        )
+        for item in data.get("steps", [])
+    ]

@@ -18,6 +18,13 @@ Steps (each timed, each checked against real responses):
 9. ``drift report``    Evidently's HTML/JSON reports exist and the drift share is a number;
 10. ``shutdown``       everything this command started is stopped.
 
+Against a running compose stack (``make up``, then ``make verify-stack``, which passes
+``--stack mlflow=URL --stack serving=URL --stack prometheus=URL``) nothing is started:
+the pipeline runs here against the stack's MLflow (artifacts through its proxy,
+``mlflow-artifacts:/<experiment>``), then steps 3 and 5-9 check the stack's registry and
+API, waiting for the API to load the new champion, and ``prometheus`` checks that the
+stack's Prometheus scrapes the API. ``mlops-scaffold verify --runtime docker`` runs this.
+
 ``dvc repro`` is forced (``-f``) by default: DVC does not know about the tracking server,
 so an up-to-date pipeline would skip every stage and the check would only prove that some
 earlier run (maybe logged straight to SQLite, without a server) once worked. Forcing costs
@@ -53,12 +60,13 @@ from typing import Any
 
 import httpx
 
-from .config import MODEL_ALIAS, Settings, load_settings
+from .config import EXPERIMENT_NAME, MODEL_ALIAS, Settings, load_settings
 from .schema import ENTITY_COLUMN, FEATURE_COLUMNS, FEATURE_DTYPES, TIMESTAMP_COLUMN
 
 EXIT_FAILED = 3
 DEFAULT_REPORT = Path("reports") / "verify.json"
 N_CUSTOMERS = 5
+STACK_SERVICES = ("mlflow", "serving", "prometheus")
 TAIL_LINES = 40
 EXPECTED_METRICS = (
     "http_requests_total",
@@ -110,6 +118,7 @@ class Context:
     force: bool
     repro_timeout: float
     ready_timeout: float
+    stack: dict[str, str] = field(default_factory=dict)  # service -> URL of a running stack
     services: dict[str, Service] = field(default_factory=dict)
     logs: dict[str, Path] = field(default_factory=dict)
     values: dict[str, Any] = field(default_factory=dict)
@@ -224,14 +233,14 @@ def tail(path: Path, lines: int = TAIL_LINES) -> str:
 
 
 def wait_http(
-    client: httpx.Client, url: str, service: Service, timeout: float, expect: int = 200
+    client: httpx.Client, url: str, service: Service | None, timeout: float, expect: int = 200
 ) -> httpx.Response:
-    """Poll ``url`` until it answers ``expect``; fail early if the service exits."""
+    """Poll ``url`` until it answers ``expect``; fail early if the service (if ours) exits."""
     deadline = time.monotonic() + timeout
     last = "no answer"
     while time.monotonic() < deadline:
-        code = service.exit_code()
-        if code is not None:
+        code = service.exit_code() if service is not None else None
+        if service is not None and code is not None:
             raise StepFailed(f"{service.name} exited with code {code} (see {service.log})")
         try:
             response = client.get(url, timeout=5)
@@ -286,7 +295,11 @@ def _warm_mlflow_client(tracking_uri: str) -> None:
 def step_repro(ctx: Context, client: httpx.Client) -> str:
     """Run ``dvc repro`` (forced unless ``--no-force``) against the tracking server."""
     command = [sys.executable, "-m", "dvc", "repro", *(["-f"] if ctx.force else [])]
-    env = child_env(ctx, MLFLOW_TRACKING_URI=ctx.values["tracking_uri"])
+    extra = {"MLFLOW_TRACKING_URI": ctx.values["tracking_uri"]}
+    if ctx.stack and not os.environ.get("MLFLOW_ARTIFACT_LOCATION"):
+        # the stack's MLflow serves the artifacts: a new experiment stores them through it
+        extra["MLFLOW_ARTIFACT_LOCATION"] = f"mlflow-artifacts:/{EXPERIMENT_NAME}"
+    env = child_env(ctx, **extra)
     service = start(ctx, "dvc-repro", command, env)
     # The next step needs the MLflow client, whose first registry call costs ~5 s of
     # imports: pay them now, on the second core, while the pipeline runs.
@@ -336,7 +349,11 @@ def step_serving(ctx: Context, client: httpx.Client) -> str:
         SERVING_PORT=str(port),
     )
     service = start(ctx, "serving", [sys.executable, "-m", f"{__package__}.serving"], env)
-    url = f"http://127.0.0.1:{port}"
+    return _serving_ready(ctx, client, f"http://127.0.0.1:{port}", service)
+
+
+def _serving_ready(ctx: Context, client: httpx.Client, url: str, service: Service | None) -> str:
+    """Wait for ``/health`` and ``/ready`` at ``url``; the API must serve the champion."""
     health = wait_http(client, f"{url}/health", service, timeout=ctx.ready_timeout)
     if health.json() != {"status": "ok"}:
         raise StepFailed(f"/health answered {health.text[:200]}")
@@ -346,6 +363,39 @@ def step_serving(ctx: Context, client: httpx.Client) -> str:
         raise StepFailed(f"/ready serves {ready}, expected {expected[0]} v{expected[1]}")
     ctx.values["serving_url"] = url
     return f"{url} serves {expected[0]} v{expected[1]}, feature store {ready.get('feature_store')}"
+
+
+def step_stack_mlflow(ctx: Context, client: httpx.Client) -> str:
+    """The running stack's MLflow (``--stack mlflow=URL``) answers ``/health``."""
+    url = ctx.stack["mlflow"]
+    wait_http(client, f"{url}/health", None, timeout=ctx.ready_timeout)
+    ctx.values["tracking_uri"] = url
+    return url
+
+
+def step_stack_serving(ctx: Context, client: httpx.Client) -> str:
+    """The running stack's API loads the champion (it retries until one exists)."""
+    return _serving_ready(ctx, client, ctx.stack["serving"], None)
+
+
+def step_prometheus(ctx: Context, client: httpx.Client) -> str:
+    """The stack's Prometheus reports every target of its ``serving`` job up."""
+    url = f"{ctx.stack['prometheus']}/api/v1/targets?state=active"
+    deadline = time.monotonic() + ctx.ready_timeout
+    last: Any = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            targets = client.get(url, timeout=5).json().get("data", {}).get("activeTargets", [])
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            last = type(exc).__name__
+        else:
+            serving = [t for t in targets if t.get("labels", {}).get("job") == "serving"]
+            if serving and all(t.get("health") == "up" for t in serving):
+                scraped = ", ".join(str(t.get("scrapeUrl")) for t in serving)
+                return f"{len(serving)} serving target(s) up: {scraped}"
+            last = [(t.get("scrapeUrl"), t.get("health"), t.get("lastError")) for t in serving]
+        time.sleep(2.0)
+    raise StepFailed(f"Prometheus does not report the serving target up: {last or 'no target'}")
 
 
 def newest_snapshots(ctx: Context, count: int) -> list[dict[str, Any]]:
@@ -523,6 +573,26 @@ PLAN: tuple[tuple[str, StepFn, tuple[str, ...], str], ...] = (
 )
 
 
+# Against a running stack (``--stack``): the pipeline runs here, the services are the stack's.
+STACK_PLAN: tuple[tuple[str, StepFn, tuple[str, ...], str], ...] = (
+    ("mlflow", step_stack_mlflow, (), ""),
+    ("dvc repro", step_repro, ("mlflow",), "dvc-repro"),
+    ("champion", step_champion, ("dvc repro",), ""),
+    ("serving ready", step_stack_serving, ("champion",), ""),
+    *PLAN[4:],
+    ("prometheus", step_prometheus, ("metrics",), ""),
+)
+
+
+def plan_for(ctx: Context) -> tuple[tuple[str, StepFn, tuple[str, ...], str], ...]:
+    """The steps to run: against the stack (without Prometheus when none is given) or native."""
+    if ctx.stack:
+        wanted = set(ctx.stack)
+        return tuple(s for s in STACK_PLAN if s[1] is not step_prometheus or "prometheus" in wanted)
+    profile = extension()
+    return PLAN if profile is None else profile.extend_plan(PLAN)
+
+
 def _print_step(step: Step) -> None:
     mark = "PASS" if step.ok else ("SKIP" if step.detail.startswith("skipped") else "FAIL")
     print(f"[{mark}] {step.name:<14} {step.seconds:7.1f} s  {step.detail}", flush=True)
@@ -566,8 +636,7 @@ def run(ctx: Context) -> list[Step]:
     ctx.values["started_ms"] = int(time.time() * 1000)
     api_key = os.environ.get("SERVING_API_KEY")
     headers = {"X-API-Key": api_key} if api_key else {}
-    profile = extension()
-    plan = PLAN if profile is None else profile.extend_plan(PLAN)
+    plan = plan_for(ctx)
     with httpx.Client(timeout=60, trust_env=False, headers=headers) as client:
         try:
             for name, function, needs, log_name in plan:
@@ -635,10 +704,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--repro-timeout", type=float, default=900.0, help="seconds for dvc repro")
     parser.add_argument("--ready-timeout", type=float, default=120.0, help="seconds for /ready")
+    parser.add_argument(
+        "--stack",
+        action="append",
+        default=[],
+        metavar="SERVICE=URL",
+        help=f"verify a running stack ({', '.join(STACK_SERVICES)}; mlflow and serving needed)",
+    )
     args = parser.parse_args(argv)
+    stack = {}
+    for item in args.stack:
+        service, _, url = item.partition("=")
+        if service not in STACK_SERVICES or not url.startswith(("http://", "https://")):
+            parser.error(
+                f"--stack {item!r}: give SERVICE=http://HOST:PORT, SERVICE one of "
+                f"{', '.join(STACK_SERVICES)}"
+            )
+        stack[service] = url.rstrip("/")
+    if stack and not {"mlflow", "serving"} <= set(stack):
+        parser.error("--stack needs mlflow=URL and serving=URL (prometheus=URL is optional)")
 
     settings = load_settings()
-    ctx = Context(settings, not args.no_force, args.repro_timeout, args.ready_timeout)
+    ctx = Context(settings, not args.no_force, args.repro_timeout, args.ready_timeout, stack)
     report_path = args.json or settings.paths.root / DEFAULT_REPORT
     print(f"verify: {settings.paths.root} (logs in {ctx.logs_dir})", flush=True)
     started = time.perf_counter()

@@ -35,6 +35,7 @@ INT64_MAX = 2**63 - 1
 EXACT_FLOAT_INT = 2**53
 """Whole floats beyond this are not exact integers (and may be rounded int64 bounds)."""
 
+
 def _whole(value: float) -> float:
     """Refuse a fractional float (``multiple_of=1`` lets tiny ones like 1e-42 through)."""
     if not value.is_integer():
