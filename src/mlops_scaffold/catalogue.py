@@ -76,12 +76,25 @@ class EnvVar(BaseModel):
     why: str = Field(min_length=1)
 
 
+class Package(BaseModel):
+    """A Python requirement a choice adds, pinned exactly (resolved with the base pins)."""
+
+    model_config = _STRICT
+
+    requirement: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[a-z0-9_,-]+\])?==[0-9][0-9A-Za-z.+!-]*$"
+    )
+    why: str = ""
+
+
 class Choice(BaseModel):
     """One allowed value of a closed setting: a description, its rules, its contributions.
 
-    ``offline_env`` holds the opt-outs of the choice's telemetry; the shared files
-    (``.env.example``, the Makefile, compose, the README) iterate over the contributions
-    of the chosen values instead of asking which component a slot holds.
+    ``offline_env`` holds the opt-outs of the choice's telemetry, ``packages`` the
+    project's extra requirements and ``serving_packages`` those of the serving image
+    (the ``serve`` dependency group); the shared files (``.env.example``, the Makefile,
+    compose, the README, ``pyproject.toml``) iterate over the chosen values'
+    contributions instead of asking which component a slot holds.
     """
 
     model_config = _STRICT
@@ -90,6 +103,8 @@ class Choice(BaseModel):
     requires: tuple[Condition, ...] = ()
     conflicts: tuple[Condition, ...] = ()
     offline_env: tuple[EnvVar, ...] = ()
+    packages: tuple[Package, ...] = ()
+    serving_packages: tuple[Package, ...] = ()
 
 
 def _inside_the_project(path: str) -> str:

@@ -41,9 +41,15 @@ BEGIN = (
     " `python -m mlops_scaffold.template_sync --write`"
 )
 END = "# ---- end of generated questions"
-#: Hidden questions computed from the chosen values' manifests: ``offline_env`` (each
-#: telemetry opt-out once, by name) and ``offline_tools`` (the tools they silence).
-CONTRIBUTION_QUESTIONS = ("offline_env", "offline_tools")
+#: Hidden questions computed from the chosen values' manifests: question -> (manifest
+#: field, the Jinja filters applied to the chosen values' items of that field).
+CONTRIBUTIONS = {
+    "offline_env": ("offline_env", "unique(attribute='name') | list"),  # each opt-out once
+    "offline_tools": ("offline_env", "map(attribute='tool') | unique | list"),
+    "packages": ("packages", "unique(attribute='requirement') | list"),
+    "serving_packages": ("serving_packages", "unique(attribute='requirement') | list"),
+}
+CONTRIBUTION_QUESTIONS = tuple(CONTRIBUTIONS)
 
 
 def copier_questions(cat: Catalogue) -> str:
@@ -92,17 +98,10 @@ def _chosen_contributions(cat: Catalogue, field: str) -> str:
 
 def _contribution_questions(cat: Catalogue) -> list[str]:
     """Hidden questions (never asked nor recorded) holding the chosen values' contributions."""
-    chosen = _chosen_contributions(cat, "offline_env")
-    hidden = dict(
-        zip(
-            CONTRIBUTION_QUESTIONS,
-            (
-                f"{{{{ {chosen} | unique(attribute='name') | list | tojson }}}}",
-                f"{{{{ {chosen} | map(attribute='tool') | unique | list | tojson }}}}",
-            ),
-            strict=True,
-        )
-    )
+    hidden = {
+        name: f"{{{{ {_chosen_contributions(cat, field)} | {filters} | tojson }}}}"
+        for name, (field, filters) in CONTRIBUTIONS.items()
+    }
     lines = ["# contributions of the chosen components (templates iterate over them)"]
     for name, default in hidden.items():
         lines += [

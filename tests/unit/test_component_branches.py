@@ -39,7 +39,7 @@ ALLOWED_BRANCHES: dict[str, int] = {
     "feature_repo/features.py.jinja": 4,
     "params.yaml.jinja": 3,
     "pipelines/kfp_pipeline.py.jinja": 6,
-    "pyproject.toml.jinja": 5,
+    "pyproject.toml.jinja": 2,
     "tests/conftest.py.jinja": 4,
     "tests/test_features.py.jinja": 1,
 }
