@@ -77,28 +77,39 @@ def _module_path(src: Path, dotted: str) -> Path | None:
     return None
 
 
+def _imported(node: ast.AST, package: str, here: list[str]) -> set[str]:
+    """Dotted names of the project's modules an import statement names (else nothing).
+
+    ``here`` is the package of the importing module (its relative imports resolve there).
+    """
+    if isinstance(node, ast.Import):
+        return {alias.name for alias in node.names if alias.name.split(".")[0] == package}
+    if not isinstance(node, ast.ImportFrom):
+        return set()
+    if node.level:
+        anchor = here[: len(here) - (node.level - 1)]
+        base = ".".join([*anchor, *([node.module] if node.module else [])])
+    elif node.module and node.module.split(".")[0] == package:
+        base = node.module
+    else:
+        return set()
+    return {base} | {f"{base}.{alias.name}" for alias in node.names}
+
+
 def _imports(path: Path, src: Path, package: str) -> set[str]:
     """Dotted names of the project's modules ``path`` imports (absolute and relative)."""
     here = list(path.relative_to(src).parent.parts)  # the package ``path`` belongs to
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names if alias.name.split(".")[0] == package}
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                anchor = here[: len(here) - (node.level - 1)]
-                base = ".".join([*anchor, *([node.module] if node.module else [])])
-            elif node.module and node.module.split(".")[0] == package:
-                base = node.module
-            else:
-                continue
-            found.add(base)
-            found |= {f"{base}.{alias.name}" for alias in node.names}
-    return found
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return {name for node in ast.walk(tree) for name in _imported(node, package, here)}
 
 
-def _closure(seeds: set[str], src: Path, package: str) -> dict[str, Path]:
-    """The project modules reachable from ``seeds`` (with every package ``__init__`` on the way)."""
+def _closure(
+    seeds: set[str], src: Path, package: str, parsed: dict[Path, set[str]]
+) -> dict[str, Path]:
+    """The project modules reachable from ``seeds`` (with every package ``__init__`` on the way).
+
+    ``parsed`` caches each module's imports across the closures of one project.
+    """
     files: dict[str, Path] = {}
     todo = set(seeds)
     while todo:
@@ -110,7 +121,9 @@ def _closure(seeds: set[str], src: Path, package: str) -> dict[str, Path]:
             if path is None or name in files:
                 continue
             files[name] = path
-            todo |= _imports(path, src, package) - set(files)
+            if path not in parsed:
+                parsed[path] = _imports(path, src, package)
+            todo |= parsed[path] - set(files)
     return files
 
 
@@ -120,13 +133,8 @@ def _seeds(texts: list[str], src: Path, package: str) -> set[str]:
     dotted_use = re.compile(rf"(?<![\w.]){re.escape(package)}((?:\.\w+)+)")
     for text in texts:
         for node in ast.walk(ast.parse(text)):
-            if isinstance(node, ast.Import):
-                seeds |= {a.name for a in node.names if a.name.split(".")[0] == package}
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                if node.module.split(".")[0] == package:
-                    seeds.add(node.module)
-                    seeds |= {f"{node.module}.{alias.name}" for alias in node.names}
-            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            seeds |= _imported(node, package, [])  # tests import absolutely
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 # code run in a subprocess ("from pkg.serving.app import ...") and stages
                 # named as strings ("features"); names that are no module are dropped below
                 seeds |= {package + dotted for dotted in dotted_use.findall(node.value)}
@@ -149,12 +157,13 @@ def fingerprints(project: Path) -> dict[str, str]:
                *sorted((project / "feature_repo").rglob("*.yaml"))]
     shared = [path for path in (*helpers, *runtime) if path.is_file()]
     result = {}
+    parsed: dict[Path, set[str]] = {}
     for module in sorted(tests.glob("test_*.py")):
         text = module.read_text(encoding="utf-8")
         # the conftest runs for every module; another helper where the module names it
         used = [helper.read_text(encoding="utf-8") for helper in helpers
                 if helper.suffix == ".py" and (helper.name == "conftest.py" or helper.stem in text)]
-        code = _closure(_seeds([text, *used], src, package), src, package)
+        code = _closure(_seeds([text, *used], src, package), src, package, parsed)
         digest = hashlib.sha256()
         texts = []
         for path in (module, *shared, *(code[name] for name in sorted(code))):

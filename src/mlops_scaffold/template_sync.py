@@ -55,22 +55,14 @@ CONTRIBUTION_QUESTIONS = tuple(CONTRIBUTIONS)
 def copier_questions(cat: Catalogue) -> str:
     """Return the slot and closed-setting questions of ``copier.yml`` as YAML text."""
     lines = [BEGIN]
-    for slot, spec in cat.slots.items():
-        lines += [
-            f"{slot}:",
-            "  type: str",
-            f"  help: {spec.help}",
-            f"  choices: {_flow(cat.choices(slot))}",
-            f"  default: {_scalar(spec.default)}",
-            "",
-        ]
-    for key, setting in cat.settings.items():
+    for key in cat.all_keys():
+        spec = cat.slots[key] if key in cat.slots else cat.settings[key]
         lines += [
             f"{key}:",
             "  type: str",
-            f"  help: {setting.help}",
-            f"  choices: {_flow(tuple(setting.values))}",
-            f"  default: {_scalar(setting.default)}",
+            f"  help: {spec.help}",
+            f"  choices: {_flow(cat.choices(key))}",
+            f"  default: {_scalar(spec.default)}",
             "",
         ]
     lines += _contribution_questions(cat)
