@@ -28,6 +28,11 @@ from .resources import template_dir
 
 MANIFEST = "component.yml"
 FILES_DIR = "files"  # a component's owned files: <slot>/<name>/files/<template path>
+#: A choice's contributions to shared files: <key>/<value>/fragments/<point>.jinja, where
+#: <key> is a slot or a closed setting; a shared file includes, at a point it names, the
+#: fragments of the chosen values (see :mod:`.template_sync`).
+FRAGMENTS_DIR = "fragments"
+FRAGMENT_SUFFIX = ".jinja"
 SLOTS_FILE = "slots.yml"
 SETTINGS_FILE = "settings.yml"
 _STRICT = ConfigDict(extra="forbid", frozen=True)
@@ -150,6 +155,8 @@ class Catalogue(BaseModel):
     slots: dict[str, SlotSpec]
     components: dict[str, dict[str, Component]]
     settings: dict[str, SettingSpec]
+    #: slot or setting -> value -> the points its fragments contribute to, sorted.
+    fragments: dict[str, dict[str, tuple[str, ...]]] = {}
 
     def choices(self, key: str) -> tuple[str, ...]:
         """Return the allowed values of a slot or closed setting, in question order."""
@@ -166,6 +173,10 @@ class Catalogue(BaseModel):
     def all_keys(self) -> tuple[str, ...]:
         """Return every slot, then every closed setting, in question order."""
         return (*self.slots, *self.settings)
+
+    def fragment_points(self, key: str, value: str) -> tuple[str, ...]:
+        """Return the points of the shared files ``key=value`` contributes fragments to."""
+        return self.fragments.get(key, {}).get(value, ())
 
     def owned_paths(self) -> list[tuple[str, str, str]]:
         """Return ``(slot, component, template path)`` of every owned path, shallow first."""
@@ -217,17 +228,20 @@ def _validated(model: type[BaseModel], path: Path, data: Any, prefix: str = "") 
         raise CatalogueError(_first_problem(path, exc, prefix)) from None
 
 
+def _check_setting_defaults(root: Path, settings: dict[str, SettingSpec]) -> None:
+    for key, setting in settings.items():
+        if setting.default not in setting.values:
+            raise CatalogueError(
+                f"{root / SETTINGS_FILE}: {key}.default: {setting.default!r} is not one of "
+                f"its values ({', '.join(setting.values)})"
+            )
+
+
 def _check_references(root: Path, catalogue: Catalogue) -> None:
     for slot, spec in catalogue.slots.items():
         if spec.default not in catalogue.components[slot]:
             raise CatalogueError(
                 f"{root / SLOTS_FILE}: {slot}.default: no component folder {slot}/{spec.default}"
-            )
-    for key, setting in catalogue.settings.items():
-        if setting.default not in setting.values:
-            raise CatalogueError(
-                f"{root / SETTINGS_FILE}: {key}.default: {setting.default!r} is not one of "
-                f"its values ({', '.join(setting.values)})"
             )
     for key in catalogue.all_keys():
         for value in catalogue.choices(key):
@@ -272,18 +286,26 @@ def load_catalogue(root: Path) -> Catalogue:
         str(key): _validated(SettingSpec, root / SETTINGS_FILE, spec, f"{key}.")
         for key, spec in settings_data.items()
     }
+    _check_setting_defaults(root, settings)
     found: dict[str, dict[str, Component]] = {}
-    for slot_entry in os.scandir(root):  # two levels: <slot>/<name>/, not the files below
-        if not slot_entry.is_dir():
+    fragments: dict[str, dict[str, tuple[str, ...]]] = {}
+    for key_entry in os.scandir(root):  # two levels: <key>/<value>/, not the files below
+        if not key_entry.is_dir():
             continue
-        for entry in os.scandir(slot_entry.path):
+        for entry in os.scandir(key_entry.path):
             if not entry.is_dir():
                 continue
+            points = _fragment_points(Path(entry.path))
+            if points:
+                fragments.setdefault(key_entry.name, {})[entry.name] = points
+            if key_entry.name in settings:
+                _check_setting_folder(root, settings, key_entry.name, Path(entry.path))
+                continue
             path = Path(entry.path, MANIFEST)
-            if slot_entry.name not in slots:
+            if key_entry.name not in slots:
                 raise CatalogueError(
-                    f"{path}: slot {slot_entry.name!r} is not in {root / SLOTS_FILE} "
-                    f"(slots: {', '.join(slots)})"
+                    f"{path}: slot {key_entry.name!r} is not in {root / SLOTS_FILE} "
+                    f"(slots: {', '.join(slots)}; closed settings: {', '.join(settings)})"
                 )
             try:
                 data = yaml.load(path.read_bytes(), Loader=_Loader)  # nosec B506 - a SafeLoader
@@ -293,16 +315,58 @@ def load_catalogue(root: Path) -> Catalogue:
                 ) from None
             except yaml.YAMLError:
                 data = _read(path)  # raises the one-line error with the line number
-            found.setdefault(slot_entry.name, {})[entry.name] = _validated(Component, path, data)
+            found.setdefault(key_entry.name, {})[entry.name] = _validated(Component, path, data)
     for slot in slots:
         if slot not in found:
             raise CatalogueError(f"{root / slot}: slot {slot!r} has no component folder")
     components = {
         slot: {n: found[slot][n] for n in sorted(found[slot], key=_order)} for slot in slots
     }
-    catalogue = Catalogue(slots=slots, components=components, settings=settings)
+    catalogue = Catalogue(
+        slots=slots, components=components, settings=settings, fragments=fragments
+    )
     _check_references(root, catalogue)
     return catalogue
+
+
+def _fragment_points(folder: Path) -> tuple[str, ...]:
+    """Return the points a choice's ``fragments/`` folder contributes to (none: empty)."""
+    try:
+        names = os.listdir(folder / FRAGMENTS_DIR)
+    except FileNotFoundError:
+        return ()
+    points = []
+    for name in sorted(names):
+        point = name.removesuffix(FRAGMENT_SUFFIX)
+        if point == name or not (folder / FRAGMENTS_DIR / name).is_file():
+            raise CatalogueError(
+                f"{folder / FRAGMENTS_DIR / name}: a fragment is a file named <point>.jinja"
+            )
+        points.append(point)
+    return tuple(points)
+
+
+def _check_setting_folder(
+    root: Path, settings: dict[str, SettingSpec], key: str, folder: Path
+) -> None:
+    """Refuse a setting value's folder holding more than fragments (data: settings.yml)."""
+    values = settings[key].values
+    if folder.name not in values:
+        raise CatalogueError(
+            f"{folder}: {key} has no value {folder.name!r} in {root / SETTINGS_FILE} "
+            f"(values: {', '.join(values)})"
+        )
+    extra = sorted(set(os.listdir(folder)) - {FRAGMENTS_DIR})
+    if extra:
+        raise CatalogueError(
+            f"{folder / extra[0]}: a setting value's folder holds only {FRAGMENTS_DIR}/ "
+            f"(its description and rules are in {root / SETTINGS_FILE})"
+        )
+
+
+def fragment_path(key: str, value: str, point: str) -> str:
+    """Return the template-root path of ``key=value``'s fragment for ``point`` (for include)."""
+    return f"components/{key}/{value}/{FRAGMENTS_DIR}/{point}{FRAGMENT_SUFFIX}"
 
 
 def components_dir(template: Path | None = None) -> Path:

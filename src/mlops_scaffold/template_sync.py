@@ -24,11 +24,13 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from .catalogue import FILES_DIR, Catalogue, catalogue, components_dir
+from .catalogue import FILES_DIR, Catalogue, catalogue, components_dir, fragment_path
 from .errors import CatalogueError
 from .resources import template_dir
 
@@ -49,7 +51,11 @@ CONTRIBUTIONS = {
     "packages": ("packages", "unique(attribute='requirement') | list"),
     "serving_packages": ("serving_packages", "unique(attribute='requirement') | list"),
 }
-CONTRIBUTION_QUESTIONS = tuple(CONTRIBUTIONS)
+#: Hidden question listing the chosen values' fragments (``{"point", "path"}``, key order):
+#: a shared file includes them where it names the point, e.g.
+#: ``{% for part in fragments if part.point == 'docker-compose.services' %}``.
+FRAGMENTS_QUESTION = "fragments"
+CONTRIBUTION_QUESTIONS = (*CONTRIBUTIONS, FRAGMENTS_QUESTION)
 
 
 def copier_questions(cat: Catalogue) -> str:
@@ -70,30 +76,37 @@ def copier_questions(cat: Catalogue) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _chosen_contributions(cat: Catalogue, field: str) -> str:
-    """Return a Jinja expression: the ``field`` contributions of every chosen value.
+def _chosen(cat: Catalogue, items: Callable[[str, str], list[Any]]) -> str:
+    """Return a Jinja expression: ``items(key, value)`` of every chosen value, in key order.
 
     One lookup table per slot or setting whose values contribute, indexed by the answer:
-    the template reads the manifests' data without naming a component.
+    the template reads the catalogue's data without naming a component.
     """
     terms = []
     for key in cat.all_keys():
-        table = {
-            value: [item.model_dump() for item in getattr(cat.choice(key, value), field)]
-            for value in cat.choices(key)
-        }
-        table = {value: items for value, items in table.items() if items}
+        table = {value: items(key, value) for value in cat.choices(key)}
+        table = {value: found for value, found in table.items() if found}
         if table:
             terms.append(f"{json.dumps(table, sort_keys=True)}.get({key}, [])")
     return "(" + " + ".join(terms or ["[]"]) + ")"
 
 
+def _fragments(cat: Catalogue, key: str, value: str) -> list[dict[str, str]]:
+    return [
+        {"point": point, "path": fragment_path(key, value, point)}
+        for point in cat.fragment_points(key, value)
+    ]
+
+
 def _contribution_questions(cat: Catalogue) -> list[str]:
     """Hidden questions (never asked nor recorded) holding the chosen values' contributions."""
     hidden = {
-        name: f"{{{{ {_chosen_contributions(cat, field)} | {filters} | tojson }}}}"
+        name: f"{{{{ {_chosen(cat, _manifest_field(cat, field))} | {filters} | tojson }}}}"
         for name, (field, filters) in CONTRIBUTIONS.items()
     }
+    hidden[FRAGMENTS_QUESTION] = (
+        f"{{{{ {_chosen(cat, lambda key, value: _fragments(cat, key, value))} | tojson }}}}"
+    )
     lines = ["# contributions of the chosen components (templates iterate over them)"]
     for name, default in hidden.items():
         lines += [
@@ -104,6 +117,13 @@ def _contribution_questions(cat: Catalogue) -> list[str]:
             "",
         ]
     return lines
+
+
+def _manifest_field(cat: Catalogue, field: str) -> Callable[[str, str], list[Any]]:
+    def items(key: str, value: str) -> list[Any]:
+        return [item.model_dump() for item in getattr(cat.choice(key, value), field)]
+
+    return items
 
 
 def _scalar(value: str) -> str:

@@ -33,7 +33,6 @@ ALLOWED_BRANCHES: dict[str, int] = {
     "deploy/k8s/overlays/prod/kustomization.yaml.jinja": 2,
     "docker/pipeline.Dockerfile.jinja": 1,
     "docker/postgres-init.sh.jinja": 1,
-    "docker-compose.yml.jinja": 8,
     "dvc.yaml.jinja": 6,
     "feature_repo/feature_store.yaml.jinja": 2,
     "feature_repo/features.py.jinja": 4,
@@ -89,6 +88,18 @@ def test_component_branches_in_shared_files_only_shrink() -> None:
         if found.get(name, 0) < allowed
     }
     assert shrunk == {}
+
+
+def test_fragments_do_not_branch_on_other_components() -> None:
+    """A fragment is its choice's contribution: it never asks what another slot holds."""
+    test = component_test()
+    folder = template_dir() / "components"
+    found = {
+        path.relative_to(folder).as_posix(): count
+        for path in sorted(folder.glob("*/*/fragments/*.jinja"))
+        if (count := branches(path.read_text(encoding="utf-8"), test))
+    }
+    assert found == {}, "a fragment that depends on another slot belongs to a rule or a file"
 
 
 def test_exclude_rules_by_component_only_shrink() -> None:

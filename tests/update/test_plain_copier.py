@@ -1,7 +1,8 @@
 """The repository is also a plain Copier template: ``copier copy`` then ``copier update``.
 
 The root ``copier.yml`` includes ``templates/copier.yml`` (the single source of questions)
-and points ``_subdirectory`` at ``templates/project``. The test copies both into a tmp git
+and points ``_subdirectory`` at ``templates/project``; the root link ``components`` lets the
+shared files include component fragments. The test copies all three into a tmp git
 repository, tags v1, copies a project, changes the template, tags v2 and updates.
 """
 
@@ -41,6 +42,8 @@ def copier(cwd: Path, *args: str) -> None:
 def template_repo(root: Path) -> Path:
     root.mkdir()
     shutil.copy2(REPO_ROOT / "copier.yml", root / "copier.yml")
+    # the link shared files include component fragments through (see copier.yml)
+    (root / "components").symlink_to((REPO_ROOT / "components").readlink())
     shutil.copytree(
         REPO_ROOT / "templates", root / "templates", ignore=shutil.ignore_patterns("__pycache__")
     )
