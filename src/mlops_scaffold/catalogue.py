@@ -95,7 +95,8 @@ class Package(BaseModel):
 class Choice(BaseModel):
     """One allowed value of a closed setting: a description, its rules, its contributions.
 
-    ``offline_env`` holds the opt-outs of the choice's telemetry, ``packages`` the
+    ``offline_env`` holds the opt-outs of the choice's telemetry, ``env_secrets`` the
+    ``.env`` secrets it needs (``make secrets`` generates them), ``packages`` the
     project's extra requirements and ``serving_packages`` those of the serving image
     (the ``serve`` dependency group); the shared files (``.env.example``, the Makefile,
     compose, the README, ``pyproject.toml``) iterate over the chosen values'
@@ -108,6 +109,7 @@ class Choice(BaseModel):
     requires: tuple[Condition, ...] = ()
     conflicts: tuple[Condition, ...] = ()
     offline_env: tuple[EnvVar, ...] = ()
+    env_secrets: tuple[Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")], ...] = ()
     packages: tuple[Package, ...] = ()
     serving_packages: tuple[Package, ...] = ()
 

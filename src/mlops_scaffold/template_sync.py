@@ -48,6 +48,7 @@ END = "# ---- end of generated questions"
 CONTRIBUTIONS = {
     "offline_env": ("offline_env", "unique(attribute='name') | list"),  # each opt-out once
     "offline_tools": ("offline_env", "map(attribute='tool') | unique | list"),
+    "env_secrets": ("env_secrets", "unique | list"),
     "packages": ("packages", "unique(attribute='requirement') | list"),
     "serving_packages": ("serving_packages", "unique(attribute='requirement') | list"),
 }
@@ -121,7 +122,10 @@ def _contribution_questions(cat: Catalogue) -> list[str]:
 
 def _manifest_field(cat: Catalogue, field: str) -> Callable[[str, str], list[Any]]:
     def items(key: str, value: str) -> list[Any]:
-        return [item.model_dump() for item in getattr(cat.choice(key, value), field)]
+        return [
+            item if isinstance(item, str) else item.model_dump()
+            for item in getattr(cat.choice(key, value), field)
+        ]
 
     return items
 
