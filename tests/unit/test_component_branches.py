@@ -25,7 +25,6 @@ from mlops_scaffold.template_sync import exclude_rules
 ALLOWED_BRANCHES: dict[str, int] = {
     ".env.example.jinja": 3,
     "Makefile.jinja": 6,
-    "README.md.jinja": 27,
     "dags/{{ package_name }}_pipeline.py.jinja": 1,
     "deploy/k8s/base/kustomization.yaml.jinja": 3,
     "deploy/k8s/base/networkpolicies.yaml.jinja": 2,
