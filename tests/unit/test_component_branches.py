@@ -24,7 +24,6 @@ from mlops_scaffold.template_sync import exclude_rules
 # Shared file (relative to templates/project) -> component branches it may still hold.
 ALLOWED_BRANCHES: dict[str, int] = {
     "Makefile.jinja": 1,
-    "README.md.jinja": 27,
     "dags/{{ package_name }}_pipeline.py.jinja": 1,
     "deploy/k8s/base/kustomization.yaml.jinja": 3,
     "deploy/k8s/base/networkpolicies.yaml.jinja": 2,
