@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
 from .catalogue import FILES_DIR, Catalogue, catalogue, components_dir, fragment_path
 from .errors import CatalogueError
@@ -50,6 +51,7 @@ CONTRIBUTIONS = {
     "offline_tools": ("offline_env", "map(attribute='tool') | unique | list"),
     "packages": ("packages", "unique(attribute='requirement') | list"),
     "serving_packages": ("serving_packages", "unique(attribute='requirement') | list"),
+    "stages": ("stages", "unique | list"),
 }
 #: Hidden question listing the chosen values' fragments (``{"point", "path"}``, key order):
 #: a shared file includes them where it names the point, e.g.
@@ -121,7 +123,8 @@ def _contribution_questions(cat: Catalogue) -> list[str]:
 
 def _manifest_field(cat: Catalogue, field: str) -> Callable[[str, str], list[Any]]:
     def items(key: str, value: str) -> list[Any]:
-        return [item.model_dump() for item in getattr(cat.choice(key, value), field)]
+        found = getattr(cat.choice(key, value), field)
+        return [item.model_dump() if isinstance(item, BaseModel) else item for item in found]
 
     return items
 
