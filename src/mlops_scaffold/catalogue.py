@@ -97,10 +97,12 @@ class Choice(BaseModel):
 
     ``offline_env`` holds the opt-outs of the choice's telemetry, ``env_secrets`` the
     ``.env`` secrets it needs (``make secrets`` generates them), ``packages`` the
-    project's extra requirements and ``serving_packages`` those of the serving image
-    (the ``serve`` dependency group); the shared files (``.env.example``, the Makefile,
-    compose, the README, ``pyproject.toml``) iterate over the chosen values'
-    contributions instead of asking which component a slot holds.
+    project's extra requirements, ``serving_packages`` those of the serving image
+    (the ``serve`` dependency group) and ``stages`` the pipeline stages the choice adds
+    (the Kubeflow pipeline and the Airflow DAG run them); the shared files
+    (``.env.example``, the Makefile, compose, the README, ``pyproject.toml``, the pipelines)
+    iterate over the chosen values' contributions instead of asking which component a
+    slot holds.
     """
 
     model_config = _STRICT
@@ -112,6 +114,7 @@ class Choice(BaseModel):
     env_secrets: tuple[Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")], ...] = ()
     packages: tuple[Package, ...] = ()
     serving_packages: tuple[Package, ...] = ()
+    stages: tuple[Annotated[str, Field(pattern=r"^[a-z][a-z_]*$")], ...] = ()
 
 
 def _inside_the_project(path: str) -> str:

@@ -51,6 +51,7 @@ CONTRIBUTIONS = {
     "env_secrets": ("env_secrets", "unique | list"),
     "packages": ("packages", "unique(attribute='requirement') | list"),
     "serving_packages": ("serving_packages", "unique(attribute='requirement') | list"),
+    "stages": ("stages", "unique | list"),
 }
 #: Hidden question listing the chosen values' fragments (``{"point", "path"}``, key order):
 #: a shared file includes them where it names the point, e.g.

@@ -24,15 +24,9 @@ from mlops_scaffold.template_sync import exclude_rules
 # Shared file (relative to templates/project) -> component branches it may still hold.
 ALLOWED_BRANCHES: dict[str, int] = {
     "Makefile.jinja": 1,
-    "dags/{{ package_name }}_pipeline.py.jinja": 1,
-    "deploy/k8s/base/kustomization.yaml.jinja": 3,
-    "deploy/k8s/base/networkpolicies.yaml.jinja": 2,
-    "deploy/k8s/overlays/dev/kustomization.yaml.jinja": 3,
-    "deploy/k8s/overlays/prod/kustomization.yaml.jinja": 2,
     "dvc.yaml.jinja": 1,
     "feature_repo/feature_store.yaml.jinja": 2,
     "feature_repo/features.py.jinja": 4,
-    "pipelines/kfp_pipeline.py.jinja": 6,
     "pyproject.toml.jinja": 2,
     "tests/conftest.py.jinja": 4,
     "tests/test_features.py.jinja": 1,
