@@ -25,11 +25,7 @@ from mlops_scaffold.template_sync import exclude_rules
 ALLOWED_BRANCHES: dict[str, int] = {
     "Makefile.jinja": 1,
     "dvc.yaml.jinja": 1,
-    "feature_repo/feature_store.yaml.jinja": 2,
-    "feature_repo/features.py.jinja": 4,
     "pyproject.toml.jinja": 2,
-    "tests/conftest.py.jinja": 4,
-    "tests/test_features.py.jinja": 1,
 }
 # copier.yml _exclude rules that drop files by component.
 ALLOWED_EXCLUDE_BRANCHES = 4
