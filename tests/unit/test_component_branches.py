@@ -25,10 +25,9 @@ from mlops_scaffold.template_sync import exclude_rules
 ALLOWED_BRANCHES: dict[str, int] = {
     "Makefile.jinja": 1,
     "dvc.yaml.jinja": 1,
-    "pyproject.toml.jinja": 2,
 }
 # copier.yml _exclude rules that drop files by component.
-ALLOWED_EXCLUDE_BRANCHES = 4
+ALLOWED_EXCLUDE_BRANCHES = 2
 
 JINJA = re.compile(r"\{[{%]-?(.*?)-?[}%]\}", re.DOTALL)
 
