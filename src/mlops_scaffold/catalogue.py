@@ -92,6 +92,14 @@ class Package(BaseModel):
     why: str = ""
 
 
+def _inside_the_project(path: str) -> str:
+    """Accept a template path below ``templates/project``: relative, POSIX, no ``.``/``..``."""
+    parts = path.split("/")
+    if not path or path.startswith("/") or "\\" in path or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"{path!r} is not a relative path below templates/project")
+    return path
+
+
 class Choice(BaseModel):
     """One allowed value of a closed setting: a description, its rules, its contributions.
 
@@ -115,26 +123,16 @@ class Choice(BaseModel):
     packages: tuple[Package, ...] = ()
     serving_packages: tuple[Package, ...] = ()
     stages: tuple[Annotated[str, Field(pattern=r"^[a-z][a-z_]*$")], ...] = ()
-
-
-def _inside_the_project(path: str) -> str:
-    """Accept a template path below ``templates/project``: relative, POSIX, no ``.``/``..``."""
-    parts = path.split("/")
-    if not path or path.startswith("/") or "\\" in path or any(p in ("", ".", "..") for p in parts):
-        raise ValueError(f"{path!r} is not a relative path below templates/project")
-    return path
+    #: Template paths (relative to ``templates/project``, ``.jinja`` suffix included) that
+    #: live in the choice's ``files/`` folder (``<key>/<value>/files/<path>``) and exist
+    #: in a project only when the choice is made (see :mod:`.template_sync`).
+    files: tuple[Annotated[str, AfterValidator(_inside_the_project)], ...] = ()
 
 
 class Component(Choice):
-    """One allowed value of a slot: a :class:`Choice` that may start services and own files.
-
-    ``files`` are template paths (relative to ``templates/project``, ``.jinja`` suffix
-    included) that live in the component's ``files/`` folder and exist in a project only
-    when the slot holds the component (see :mod:`.template_sync`).
-    """
+    """One allowed value of a slot: a :class:`Choice` that may also start services."""
 
     services: tuple[Service, ...] = ()
-    files: tuple[Annotated[str, AfterValidator(_inside_the_project)], ...] = ()
 
 
 class SlotSpec(BaseModel):
@@ -184,12 +182,12 @@ class Catalogue(BaseModel):
         return self.fragments.get(key, {}).get(value, ())
 
     def owned_paths(self) -> list[tuple[str, str, str]]:
-        """Return ``(slot, component, template path)`` of every owned path, shallow first."""
+        """Return ``(slot or setting, value, template path)`` of every owned path, shallow first."""
         owned = [
-            (slot, name, path)
-            for slot, components in self.components.items()
-            for name, component in components.items()
-            for path in component.files
+            (key, value, path)
+            for key in self.all_keys()
+            for value in self.choices(key)
+            for path in self.choice(key, value).files
         ]
         return sorted(owned, key=lambda item: (item[2].count("/"), item[2]))
 
@@ -354,17 +352,18 @@ def _fragment_points(folder: Path) -> tuple[str, ...]:
 def _check_setting_folder(
     root: Path, settings: dict[str, SettingSpec], key: str, folder: Path
 ) -> None:
-    """Refuse a setting value's folder holding more than fragments (data: settings.yml)."""
+    """Refuse a setting value's folder holding more than fragments/ and files/."""
     values = settings[key].values
     if folder.name not in values:
         raise CatalogueError(
             f"{folder}: {key} has no value {folder.name!r} in {root / SETTINGS_FILE} "
             f"(values: {', '.join(values)})"
         )
-    extra = sorted(set(os.listdir(folder)) - {FRAGMENTS_DIR})
+    extra = sorted(set(os.listdir(folder)) - {FRAGMENTS_DIR, FILES_DIR})
     if extra:
         raise CatalogueError(
             f"{folder / extra[0]}: a setting value's folder holds only {FRAGMENTS_DIR}/ "
+            f"and {FILES_DIR}/ "
             f"(its description and rules are in {root / SETTINGS_FILE})"
         )
 
