@@ -24,7 +24,6 @@ from mlops_scaffold.template_sync import exclude_rules
 # Shared file (relative to templates/project) -> component branches it may still hold.
 ALLOWED_BRANCHES: dict[str, int] = {
     "Makefile.jinja": 1,
-    "dvc.yaml.jinja": 1,
 }
 # copier.yml _exclude rules that drop files by component.
 ALLOWED_EXCLUDE_BRANCHES = 2
