@@ -105,3 +105,23 @@ def test_the_check_sees_every_form_of_branch() -> None:
         "{% if tracking_backend == 'postgresql' %}{% if served == 'x' %} tuning == 'none'"
     )
     assert branches(text, test) == 4
+
+
+POINT = re.compile(r"""part\.point\s*==\s*'([^']+)'|'point',\s*'equalto',\s*'([^']+)'""")
+
+
+def test_every_fragment_has_a_point_that_includes_it() -> None:
+    """A fragment whose point no template names would be dropped without a word."""
+    root = template_dir()
+    named = {
+        next(group for group in match.groups() if group)
+        for path in root.rglob("*.jinja")
+        for match in POINT.finditer(path.read_text(encoding="utf-8"))
+    }
+    contributed = {
+        path.relative_to(root / "components").as_posix(): path.name.removesuffix(".jinja")
+        for path in (root / "components").glob("*/*/fragments/*.jinja")
+    }
+    assert contributed, "no fragments found"
+    orphans = {path: point for path, point in contributed.items() if point not in named}
+    assert orphans == {}
