@@ -2,11 +2,15 @@
 
 Every environment shares one uv cache, so after the first build each one takes seconds.
 Environments live under ``.cache/envs`` of the repository, keyed by a hash of the
-project's ``pyproject.toml`` dependencies, and are reused across test runs.
+project's ``pyproject.toml`` dependencies, and are reused across test runs. Test runs may
+share them (``MLOPS_SCAFFOLD_TEST_ENVS`` points several clones at one directory): building
+an environment holds an exclusive lock on ``<name>.lock``, so a second run waits for the
+first instead of deleting the environment it is installing into.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -50,14 +54,18 @@ def cached_env(name: str, install_args: list[str], *, compile_bytecode: bool = T
     marker = venv / ".complete"
     if marker.is_file():
         return venv
-    shutil.rmtree(venv, ignore_errors=True)
     ENVS_DIR.mkdir(parents=True, exist_ok=True)
-    subprocess.run([uv(), "venv", "--quiet", "--python", "3.11", str(venv)], check=True,
-                   env=uv_env())
-    compile_flag = ["--compile-bytecode"] if compile_bytecode else []
-    subprocess.run([uv(), "pip", "install", "--quiet", *compile_flag, "--python",
-                    str(venv / "bin" / "python"), *install_args], check=True, env=uv_env())
-    marker.write_text("\n".join(install_args), encoding="utf-8")
+    with (ENVS_DIR / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes (or the run dies)
+        if marker.is_file():  # another run built it while this one waited
+            return venv
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run([uv(), "venv", "--quiet", "--python", "3.11", str(venv)], check=True,
+                       env=uv_env())
+        compile_flag = ["--compile-bytecode"] if compile_bytecode else []
+        subprocess.run([uv(), "pip", "install", "--quiet", *compile_flag, "--python",
+                        str(venv / "bin" / "python"), *install_args], check=True, env=uv_env())
+        marker.write_text("\n".join(install_args), encoding="utf-8")
     return venv
 
 
