@@ -87,12 +87,41 @@ class Package(BaseModel):
     why: str = ""
 
 
+class VerifyStep(BaseModel):
+    """A step a choice adds to the generated ``verify`` plan (``verify_plan.py``).
+
+    ``module.function`` of the generated package runs it once the steps named in ``needs``
+    passed; ``log`` names the process log shown when it fails. It takes the place of the
+    core step it ``replaces``, or goes right ``before``/``after`` a step (at the end when
+    none is given), and only when the stack holds ``when`` (a slot or setting value).
+    """
+
+    model_config = _STRICT
+
+    name: str = Field(min_length=1)
+    module: str = Field(pattern=r"^verify_[a-z0-9_]+$")
+    function: str = Field(pattern=r"^step_[a-z0-9_]+$")
+    needs: tuple[str, ...] = ()
+    log: str = ""
+    replaces: str | None = None
+    before: str | None = None
+    after: str | None = None
+    when: Condition | None = None
+
+    @model_validator(mode="after")
+    def _one_place(self) -> VerifyStep:
+        if sum(anchor is not None for anchor in (self.replaces, self.before, self.after)) > 1:
+            raise ValueError("give at most one of replaces, before or after")
+        return self
+
+
 class Choice(BaseModel):
     """One allowed value of a closed setting: a description, its rules, its contributions.
 
     ``offline_env`` holds the opt-outs of the choice's telemetry, ``packages`` the
-    project's extra requirements and ``serving_packages`` those of the serving image
-    (the ``serve`` dependency group); the shared files (``.env.example``, the Makefile,
+    project's extra requirements, ``serving_packages`` those of the serving image
+    (the ``serve`` dependency group) and ``verify_steps`` its steps of the generated
+    ``verify``; the shared files (``verify_plan.py`` too) (``.env.example``, the Makefile,
     compose, the README, ``pyproject.toml``) iterate over the chosen values'
     contributions instead of asking which component a slot holds.
     """
@@ -105,6 +134,7 @@ class Choice(BaseModel):
     offline_env: tuple[EnvVar, ...] = ()
     packages: tuple[Package, ...] = ()
     serving_packages: tuple[Package, ...] = ()
+    verify_steps: tuple[VerifyStep, ...] = ()
 
 
 def _inside_the_project(path: str) -> str:

@@ -48,6 +48,7 @@ CONTRIBUTIONS = {
     "offline_tools": ("offline_env", "map(attribute='tool') | unique | list"),
     "packages": ("packages", "unique(attribute='requirement') | list"),
     "serving_packages": ("serving_packages", "unique(attribute='requirement') | list"),
+    "verify_steps": ("verify_steps", "list"),  # verify_plan.py composes them in order
 }
 CONTRIBUTION_QUESTIONS = tuple(CONTRIBUTIONS)
 
@@ -79,7 +80,10 @@ def _chosen_contributions(cat: Catalogue, field: str) -> str:
     terms = []
     for key in cat.all_keys():
         table = {
-            value: [item.model_dump() for item in getattr(cat.choice(key, value), field)]
+            value: [
+                item.model_dump(exclude_none=True)  # JSON's null is no Jinja literal
+                for item in getattr(cat.choice(key, value), field)
+            ]
             for value in cat.choices(key)
         }
         table = {value: items for value, items in table.items() if items}

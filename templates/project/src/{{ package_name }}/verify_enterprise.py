@@ -1,10 +1,12 @@
-"""The enterprise profile's part of ``verify``: the shared services, checked for real.
+"""The shared services' steps of ``verify`` (tracking_backend=postgresql), checked for real.
 
-``verify`` starts MLflow with :func:`mlflow_command` (PostgreSQL backend store, artifacts
-proxied to S3, basic auth) and appends these steps to its plan:
+Listed by ``verify_steps`` of that setting value (the catalogue's settings.yml), placed
+by the rendered :mod:`.verify_plan`: ``mlflow server`` (:func:`step_mlflow`) takes the
+core step's place (PostgreSQL backend store, artifacts proxied to S3, basic auth), and
+these follow the core steps:
 
 ``validation``    Great Expectations passed on both raw files (reports/validation.json),
-                  when the stack has validation=great-expectations;
+                  when the stack has validation=great-expectations (``when`` in the data);
 ``ray tune``      the tune stage ran on Ray Tune and every trial is an MLflow run, when
                   the stack has tuning=ray-tune;
 ``mlflow auth``   the tracking API refuses anonymous calls (401); the model's artifacts
@@ -19,7 +21,6 @@ proxied to S3, basic auth) and appends these steps to its plan:
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -33,12 +34,18 @@ import httpx
 import yaml
 
 from .services import env, mlflow_server, redis_client, s3_client
-from .verify import Context, StepFailed, free_port, start, wait_http
+from .verify import Context, Flag, StepFailed, free_port, start, wait_http
+from .verify_core import start_mlflow
+
+#: The command-line flags of this module's steps (none; see :class:`.verify.Flag`).
+FLAGS: tuple[Flag, ...] = ()
 
 
-def mlflow_command(ctx: Context, port: int) -> tuple[list[str], dict[str, str]]:
-    """The MLflow server of this profile on ``port``."""
-    return mlflow_server(ctx.root, "127.0.0.1", port)
+def step_mlflow(ctx: Context, client: httpx.Client) -> str:
+    """Start the shared services' MLflow server (PostgreSQL, S3 artifacts, basic auth)."""
+    port = free_port()
+    command, extra = mlflow_server(ctx.root, "127.0.0.1", port)
+    return start_mlflow(ctx, client, port, command, extra)
 
 
 def step_validation(ctx: Context, client: httpx.Client) -> str:
@@ -218,31 +225,3 @@ def step_prometheus(ctx: Context, client: httpx.Client) -> str:
     if not series:
         raise StepFailed("data_drift_drifted_columns not in Prometheus")
     return f"targets {sorted(health)} up; data_drift_drifted_columns = {series[0]['value'][1]}"
-
-
-def _rendered(module: str) -> bool:
-    """Whether the stack rendered ``module`` of this package (its stage was selected)."""
-    return importlib.util.find_spec(f"{__package__}.{module}") is not None
-
-
-def extend_plan(plan: tuple[Any, ...]) -> tuple[Any, ...]:
-    """``verify``'s plan with this profile's steps (shutdown stays last, run by verify).
-
-    The validation and Ray Tune steps check stages that only some stacks select
-    (validation=great-expectations, tuning=ray-tune): they join the plan when the stage's
-    module was rendered.
-    """
-    optional = (
-        ("validation", step_validation, ("dvc repro",), "dvc-repro"),
-        ("ray tune", step_ray_tune, ("dvc repro",), "dvc-repro"),
-    )
-    modules = {"validation": "validate", "ray tune": "tune_ray"}
-    extra = (
-        *(step for step in optional if _rendered(modules[step[0]])),
-        ("mlflow auth", step_mlflow_auth, ("champion",), "mlflow"),
-        ("redis online", step_redis, ("dvc repro",), "dvc-repro"),
-        ("api key", step_api_key, ("predict ids",), "serving"),
-        ("prometheus", step_prometheus, ("metrics",), "prometheus"),
-        ("dvc remote", step_dvc_remote, ("dvc repro",), "dvc-repro"),
-    )
-    return (*plan, *extra)
