@@ -92,6 +92,34 @@ class Package(BaseModel):
     why: str = ""
 
 
+class VerifyStep(BaseModel):
+    """A step a choice adds to the generated ``verify`` plan (``verify_plan.py``).
+
+    ``module.function`` of the generated package runs it once the steps named in ``needs``
+    passed; ``log`` names the process log shown when it fails. It takes the place of the
+    core step it ``replaces``, or goes right ``before``/``after`` a step (at the end when
+    none is given), and only when the stack holds ``when`` (a slot or setting value).
+    """
+
+    model_config = _STRICT
+
+    name: str = Field(min_length=1)
+    module: str = Field(pattern=r"^verify_[a-z0-9_]+$")
+    function: str = Field(pattern=r"^step_[a-z0-9_]+$")
+    needs: tuple[str, ...] = ()
+    log: str = ""
+    replaces: str | None = None
+    before: str | None = None
+    after: str | None = None
+    when: Condition | None = None
+
+    @model_validator(mode="after")
+    def _one_place(self) -> VerifyStep:
+        if sum(anchor is not None for anchor in (self.replaces, self.before, self.after)) > 1:
+            raise ValueError("give at most one of replaces, before or after")
+        return self
+
+
 def _inside_the_project(path: str) -> str:
     """Accept a template path below ``templates/project``: relative, POSIX, no ``.``/``..``."""
     parts = path.split("/")
@@ -107,8 +135,9 @@ class Choice(BaseModel):
     ``.env`` secrets it needs (``make secrets`` generates them), ``packages`` the
     project's extra requirements, ``serving_packages`` those of the serving image
     (the ``serve`` dependency group) and ``stages`` the pipeline stages the choice adds
-    (the Kubeflow pipeline and the Airflow DAG run them); the shared files
-    (``.env.example``, the Makefile, compose, the README, ``pyproject.toml``, the pipelines)
+    (the Kubeflow pipeline and the Airflow DAG run them) and ``verify_steps`` its steps of
+    the generated ``verify`` (``verify_plan.py``); the shared files (``.env.example``, the
+    Makefile, compose, the README, ``pyproject.toml``, the pipelines, the verify plan)
     iterate over the chosen values' contributions instead of asking which component a
     slot holds.
     """
@@ -123,6 +152,7 @@ class Choice(BaseModel):
     packages: tuple[Package, ...] = ()
     serving_packages: tuple[Package, ...] = ()
     stages: tuple[Annotated[str, Field(pattern=r"^[a-z][a-z_]*$")], ...] = ()
+    verify_steps: tuple[VerifyStep, ...] = ()
     #: Template paths (relative to ``templates/project``, ``.jinja`` suffix included) that
     #: live in the choice's ``files/`` folder (``<key>/<value>/files/<path>``) and exist
     #: in a project only when the choice is made (see :mod:`.template_sync`).

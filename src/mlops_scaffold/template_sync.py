@@ -52,6 +52,7 @@ CONTRIBUTIONS = {
     "packages": ("packages", "unique(attribute='requirement') | list"),
     "serving_packages": ("serving_packages", "unique(attribute='requirement') | list"),
     "stages": ("stages", "unique | list"),
+    "verify_steps": ("verify_steps", "list"),  # verify_plan.py composes them in order
 }
 #: Hidden question listing the chosen values' fragments (``{"point", "path"}``, key order):
 #: a shared file includes them where it names the point, e.g.
@@ -124,7 +125,7 @@ def _contribution_questions(cat: Catalogue) -> list[str]:
 def _manifest_field(cat: Catalogue, field: str) -> Callable[[str, str], list[Any]]:
     def items(key: str, value: str) -> list[Any]:
         return [
-            item if isinstance(item, str) else item.model_dump()
+            item if isinstance(item, str) else item.model_dump(exclude_none=True)
             for item in getattr(cat.choice(key, value), field)
         ]
 

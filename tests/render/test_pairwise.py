@@ -217,12 +217,12 @@ def test_generated_pytest_passes(pairwise_projects: dict[str, Path], name: str) 
         # summary line is not asserted: the project's own -q addopts can make it quieter.
         assert tests.returncode == 0, tests.stdout[-4000:] + tests.stderr[-2000:]
     package = next(path.name for path in (project / "src").iterdir() if path.is_dir())
+    # The rendered verify plan imports; it holds a step only for a stage the stack rendered.
+    code = f"from {package}.verify_plan import PLAN; print(','.join(s.name for s in PLAN))"
+    plan = subprocess.run([str(venv / "bin" / "python"), "-c", code], cwd=project,
+                          capture_output=True, text=True, env=env, check=True).stdout
+    steps = plan.strip().split(",")
+    assert len(steps) == len(set(steps)), steps
     if (project / "src" / package / "verify_enterprise.py").is_file():
-        # The verify plan holds a step only for a stage the stack rendered.
-        code = (f"from {package}.verify_enterprise import extend_plan; "
-                "print(','.join(step[0] for step in extend_plan(())))")
-        plan = subprocess.run([str(venv / "bin" / "python"), "-c", code], cwd=project,
-                              capture_output=True, text=True, env=env, check=True).stdout
-        steps = plan.strip().split(",")
         assert ("ray tune" in steps) == (project / "src" / package / "tune_ray.py").is_file()
         assert ("validation" in steps) == (project / "src" / package / "validate.py").is_file()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import shutil
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 
 from mlops_scaffold.catalogue import catalogue, components_dir, load_catalogue, violations
 from mlops_scaffold.errors import CatalogueError, StackError
+from mlops_scaffold.resources import template_dir
 from mlops_scaffold.stacks import load_stack
 
 
@@ -45,6 +47,9 @@ def test_shipped_catalogue_loads_every_component_folder() -> None:
          "online_store, any_of: [compose], why: y}]\n",
          r"requires\.0: give exactly one of slot or setting$"),
         ("serving/fastapi/component.yml", "description: [unclosed\n", r"not valid YAML \(line"),
+        ("serving/fastapi/component.yml", "description: x\nverify_steps: [{name: n, module: "
+         "verify_x, function: step_x, replaces: a, after: b}]\n",
+         r"verify_steps\.0: give at most one of replaces, before or after$"),
         ("serving/bento/readme.txt", "x", r"serving/bento/component\.yml: missing"),
         ("nope/thing/component.yml", "description: x\n", r"slot 'nope' is not in .*slots\.yml"),
         ("settings.yml", "validation: {help: h, default: none, values: {none: {}}}\n",
@@ -118,3 +123,20 @@ def test_recorded_answers_are_checked_too() -> None:
     expected = r"^\.copier-answers\.yml with --set 'deploy=compose': serving=kserve requires"
     with pytest.raises(StackError, match=expected):
         stack_from_answers(answers, ["deploy=compose"])
+
+
+def test_contributed_verify_steps_name_functions_of_the_template() -> None:
+    """Each ``verify_steps`` entry names a step function its module defines at top level."""
+    cat = catalogue()
+    package = template_dir() / "project" / "src" / "{{ package_name }}"
+    steps = [
+        step
+        for key in cat.all_keys()
+        for value in cat.choices(key)
+        for step in cat.choice(key, value).verify_steps
+    ]
+    assert steps
+    for step in steps:
+        tree = ast.parse((package / f"{step.module}.py").read_text(encoding="utf-8"))
+        defined = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+        assert step.function in defined, f"{step.name}: {step.module}.{step.function}"

@@ -1,12 +1,12 @@
-"""A ratchet on shared template files branching on a particular component.
+"""No shared template file branches on a particular component.
 
 A component's files belong in its folder (templates/components/<slot>/<name>/); a file
-under templates/project is shared by every stack and should not ask which component a
-slot holds (``{% if serving == 'kserve' %}``, ``tuning != 'none'``, ``deploy in [...]``),
-nor should copier.yml drop files by component (``_exclude``). Until the component files
-move into their folders, today's branches are allowed, file by file, by the counts below:
-a count may only go down (lower it here when you remove a branch), a new branch or a
-branch in another file fails.
+under templates/project is shared by every stack and must not ask which component a
+slot holds (``{% if serving == 'kserve' %}``, ``tuning != 'none'``, ``deploy in [...]``):
+it includes the chosen values' fragments at its points or iterates over manifest data.
+Nor should copier.yml drop files by component (``_exclude``) where a manifest's
+``files:`` can own them. ALLOWED_BRANCHES is empty since every shared file was composed;
+the hand ``_exclude`` rules left are counted: a count may only go down.
 """
 
 from __future__ import annotations
@@ -22,9 +22,7 @@ from mlops_scaffold.resources import template_dir
 from mlops_scaffold.template_sync import exclude_rules
 
 # Shared file (relative to templates/project) -> component branches it may still hold.
-ALLOWED_BRANCHES: dict[str, int] = {
-    "Makefile.jinja": 1,
-}
+ALLOWED_BRANCHES: dict[str, int] = {}
 # copier.yml _exclude rules that drop files by component.
 ALLOWED_EXCLUDE_BRANCHES = 2
 

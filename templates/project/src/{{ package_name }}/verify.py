@@ -1,6 +1,12 @@
 """``python -m <package>.verify``: prove the whole stack works on this machine, natively.
 
-Steps (each timed, each checked against real responses):
+The one verification runner of the project: steps, their shared context, the processes
+they start (each in its own process group), signals, the JSON report and the entry point.
+The steps live in step modules: :mod:`.verify_core` (every project) and the modules of
+the components that contribute steps; :mod:`.verify_plan`, rendered from the project's
+answers, lists them in order. A step is a function ``(ctx, client) -> detail`` that
+raises :class:`StepFailed` when its check does not hold; a step module also declares its
+command-line ``FLAGS`` (:class:`Flag`). The core plan:
 
 1. ``mlflow server``   start a tracking server on a free 127.0.0.1 port (SQLite backend
                        ``mlflow.db``, artifacts in ``mlartifacts/``), wait for ``/health``;
@@ -40,43 +46,28 @@ otherwise.
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import json
-import math
 import os
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 
-from .config import EXPERIMENT_NAME, MODEL_ALIAS, Settings, load_settings
-from .schema import ENTITY_COLUMN, FEATURE_COLUMNS, FEATURE_DTYPES, TIMESTAMP_COLUMN
+from .config import Settings, load_settings
 
 EXIT_FAILED = 3
 DEFAULT_REPORT = Path("reports") / "verify.json"
-N_CUSTOMERS = 5
 STACK_SERVICES = ("mlflow", "serving", "prometheus")
 TAIL_LINES = 40
-EXPECTED_METRICS = (
-    "http_requests_total",
-    "http_request_duration_seconds",
-    "prediction_churn_probability",
-    "prediction_rows_total",
-    "model_info",
-    "model_ready",
-    "data_drift_share",
-)
 
 
 class StepFailed(Exception):
@@ -134,10 +125,70 @@ class Context:
         return self.root / "logs"
 
 
-def extension() -> Any | None:
-    """The profile's extra verification (``verify_enterprise``) when the project has one."""
-    name = f"{__package__}.verify_enterprise"
-    return importlib.import_module(name) if importlib.util.find_spec(name) else None
+# ---- plans -------------------------------------------------------------------------------
+
+StepFn = Callable[[Context, httpx.Client], str]
+
+
+class PlanStep(NamedTuple):
+    """A step of a plan: runs once every step in ``needs`` passed; ``log`` shown on failure."""
+
+    name: str
+    run: StepFn
+    needs: tuple[str, ...] = ()
+    log: str = ""
+
+
+class Contribution(NamedTuple):
+    """A component's step and its place: instead of ``replaces``, ``before``/``after`` a step.
+
+    With no place given the step goes at the end of the plan.
+    """
+
+    step: PlanStep
+    replaces: str | None = None
+    before: str | None = None
+    after: str | None = None
+
+
+class Flag(NamedTuple):
+    """A boolean command-line option a step module adds (``ctx.values[dest]``)."""
+
+    option: str
+    help: str
+
+    @property
+    def dest(self) -> str:
+        """The key of ``ctx.values`` holding the flag (``--real-aws`` -> ``real_aws``)."""
+        return self.option.removeprefix("--").replace("-", "_")
+
+
+def compose(
+    core: Sequence[PlanStep], contributions: Sequence[Contribution]
+) -> tuple[PlanStep, ...]:
+    """The core plan with the contributions applied in order; unknown anchors are errors."""
+    plan = list(core)
+
+    def index(name: str) -> int:
+        for position, step in enumerate(plan):
+            if step.name == name:
+                return position
+        raise ValueError(f"verify plan: no step {name!r} to place a contributed step at")
+
+    for contribution in contributions:
+        if contribution.replaces is not None:
+            plan[index(contribution.replaces)] = contribution.step
+        elif contribution.before is not None:
+            plan.insert(index(contribution.before), contribution.step)
+        elif contribution.after is not None:
+            plan.insert(index(contribution.after) + 1, contribution.step)
+        else:
+            plan.append(contribution.step)
+    names = [step.name for step in plan]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"verify plan: steps named twice: {duplicates}")
+    return tuple(plan)
 
 
 # ---- processes ---------------------------------------------------------------------------
@@ -254,343 +305,7 @@ def wait_http(
     raise StepFailed(f"{url} not {expect} after {timeout:.0f} s (last: {last})")
 
 
-# ---- steps -------------------------------------------------------------------------------
-
-
-def step_mlflow(ctx: Context, client: httpx.Client) -> str:
-    """Start ``mlflow server`` (one worker, no job runner) and wait for ``/health``."""
-    root = ctx.root
-    (root / "mlartifacts").mkdir(exist_ok=True)
-    port = free_port()
-    command = [
-        sys.executable, "-m", "mlflow", "server",
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-        "--default-artifact-root", (root / "mlartifacts").as_uri(),
-        "-w", "1",
-    ]  # fmt: skip
-    extra = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    profile = extension()
-    if profile is not None:  # PostgreSQL backend, S3 artifacts, basic auth
-        command, extra = profile.mlflow_command(ctx, port)
-    service = start(ctx, "mlflow", command, child_env(ctx, **extra))
-    url = f"http://127.0.0.1:{port}"
-    wait_http(client, f"{url}/health", service, timeout=90)
-    ctx.values["tracking_uri"] = url
-    return url
-
-
-def _warm_mlflow_client(tracking_uri: str) -> None:
-    try:
-        from mlflow import MlflowClient
-
-        MlflowClient(tracking_uri, tracking_uri).get_model_version_by_alias(
-            "verify-warm-up-no-such-model", MODEL_ALIAS
-        )
-    except Exception:  # expected (no such model); the champion step reports real errors
-        return
-
-
-def step_repro(ctx: Context, client: httpx.Client) -> str:
-    """Run ``dvc repro`` (forced unless ``--no-force``) against the tracking server."""
-    command = [sys.executable, "-m", "dvc", "repro", *(["-f"] if ctx.force else [])]
-    extra = {"MLFLOW_TRACKING_URI": ctx.values["tracking_uri"]}
-    if ctx.stack and not os.environ.get("MLFLOW_ARTIFACT_LOCATION"):
-        # the stack's MLflow serves the artifacts: a new experiment stores them through it
-        extra["MLFLOW_ARTIFACT_LOCATION"] = f"mlflow-artifacts:/{EXPERIMENT_NAME}"
-    env = child_env(ctx, **extra)
-    service = start(ctx, "dvc-repro", command, env)
-    # The next step needs the MLflow client, whose first registry call costs ~5 s of
-    # imports: pay them now, on the second core, while the pipeline runs.
-    threading.Thread(
-        target=_warm_mlflow_client, args=(ctx.values["tracking_uri"],), daemon=True
-    ).start()
-    try:
-        code = service.process.wait(timeout=ctx.repro_timeout)
-    except subprocess.TimeoutExpired as exc:
-        raise StepFailed(f"dvc repro still running after {ctx.repro_timeout:.0f} s") from exc
-    finally:
-        stop(ctx.services.pop("dvc-repro"))
-    log = service.log.read_text(encoding="utf-8", errors="replace")
-    ran = [
-        line.split("'")[1]
-        for line in log.splitlines()
-        if line.startswith("Running stage '") and line.count("'") >= 2
-    ]
-    if code != 0:
-        raise StepFailed(f"dvc repro exited with code {code} (see {service.log})")
-    summary = f"ran {len(ran)} stage(s): {', '.join(ran)}" if ran else "all stages up to date"
-    return f"{' '.join(command[2:])}: {summary}"
-
-
-def step_champion(ctx: Context, client: httpx.Client) -> str:
-    """The registry holds a READY ``champion`` version of the configured model."""
-    from mlflow import MlflowClient
-
-    name = ctx.settings.model_name
-    registry = MlflowClient(ctx.values["tracking_uri"], ctx.values["tracking_uri"])
-    version = registry.get_model_version_by_alias(name, MODEL_ALIAS)
-    if str(version.status) != "READY":
-        raise StepFailed(f"{name}@{MODEL_ALIAS} is version {version.version} in {version.status}")
-    ctx.values["champion"] = str(version.version)
-    fresh = version.creation_timestamp >= ctx.values["started_ms"]
-    origin = "registered by this run" if fresh else "kept from an earlier run"
-    return f"{name}@{MODEL_ALIAS} = version {version.version} ({origin}), run {version.run_id}"
-
-
-def step_serving(ctx: Context, client: httpx.Client) -> str:
-    """Start the API with uvicorn and wait until ``/ready`` reports the champion version."""
-    port = free_port()
-    env = child_env(
-        ctx,
-        MLFLOW_TRACKING_URI=ctx.values["tracking_uri"],
-        SERVING_HOST="127.0.0.1",
-        SERVING_PORT=str(port),
-    )
-    service = start(ctx, "serving", [sys.executable, "-m", f"{__package__}.serving"], env)
-    return _serving_ready(ctx, client, f"http://127.0.0.1:{port}", service)
-
-
-def _serving_ready(ctx: Context, client: httpx.Client, url: str, service: Service | None) -> str:
-    """Wait for ``/health`` and ``/ready`` at ``url``; the API must serve the champion."""
-    health = wait_http(client, f"{url}/health", service, timeout=ctx.ready_timeout)
-    if health.json() != {"status": "ok"}:
-        raise StepFailed(f"/health answered {health.text[:200]}")
-    ready = wait_http(client, f"{url}/ready", service, timeout=ctx.ready_timeout).json()
-    expected = (ctx.settings.model_name, ctx.values["champion"])
-    if (ready.get("model_name"), ready.get("model_version")) != expected:
-        raise StepFailed(f"/ready serves {ready}, expected {expected[0]} v{expected[1]}")
-    ctx.values["serving_url"] = url
-    return f"{url} serves {expected[0]} v{expected[1]}, feature store {ready.get('feature_store')}"
-
-
-def step_stack_mlflow(ctx: Context, client: httpx.Client) -> str:
-    """The running stack's MLflow (``--stack mlflow=URL``) answers ``/health``."""
-    url = ctx.stack["mlflow"]
-    wait_http(client, f"{url}/health", None, timeout=ctx.ready_timeout)
-    ctx.values["tracking_uri"] = url
-    return url
-
-
-def step_stack_serving(ctx: Context, client: httpx.Client) -> str:
-    """The running stack's API loads the champion (it retries until one exists)."""
-    return _serving_ready(ctx, client, ctx.stack["serving"], None)
-
-
-def step_prometheus(ctx: Context, client: httpx.Client) -> str:
-    """The stack's Prometheus reports every target of its ``serving`` job up."""
-    url = f"{ctx.stack['prometheus']}/api/v1/targets?state=active"
-    deadline = time.monotonic() + ctx.ready_timeout
-    last: Any = "no answer"
-    while time.monotonic() < deadline:
-        try:
-            targets = client.get(url, timeout=5).json().get("data", {}).get("activeTargets", [])
-        except (httpx.HTTPError, ValueError, AttributeError) as exc:
-            last = type(exc).__name__
-        else:
-            serving = [t for t in targets if t.get("labels", {}).get("job") == "serving"]
-            if serving and all(t.get("health") == "up" for t in serving):
-                scraped = ", ".join(str(t.get("scrapeUrl")) for t in serving)
-                return f"{len(serving)} serving target(s) up: {scraped}"
-            last = [(t.get("scrapeUrl"), t.get("health"), t.get("lastError")) for t in serving]
-        time.sleep(2.0)
-    raise StepFailed(f"Prometheus does not report the serving target up: {last or 'no target'}")
-
-
-def newest_snapshots(ctx: Context, count: int) -> list[dict[str, Any]]:
-    """``count`` customers' newest rows of the offline feature table, JSON-typed."""
-    import pandas as pd
-
-    table = pd.read_parquet(ctx.settings.paths.feature_table)
-    newest = table.sort_values(TIMESTAMP_COLUMN).groupby(ENTITY_COLUMN, sort=True).tail(1)
-    newest = newest.sort_values(ENTITY_COLUMN)
-    picks = newest.iloc[:: max(1, len(newest) // count)].head(count)
-    rows = []
-    for record in picks[[ENTITY_COLUMN, *FEATURE_COLUMNS]].to_dict("records"):
-        rows.append(
-            {
-                name: int(value)
-                if name == ENTITY_COLUMN or FEATURE_DTYPES[name].startswith("int")
-                else float(value)
-                for name, value in record.items()
-            }
-        )
-    ctx.values["unknown_id"] = int(table[ENTITY_COLUMN].max()) + 1_000_000
-    return rows
-
-
-def _check_predictions(
-    ctx: Context, response: httpx.Response, expected_rows: int
-) -> list[dict[str, Any]]:
-    if response.status_code != 200:
-        raise StepFailed(f"HTTP {response.status_code}: {response.text[:300]}")
-    body = response.json()
-    if body.get("model_version") != ctx.values["champion"]:
-        raise StepFailed(f"model_version {body.get('model_version')!r} is not the champion")
-    predictions = body.get("predictions")
-    if not isinstance(predictions, list) or len(predictions) != expected_rows:
-        raise StepFailed(f"expected {expected_rows} predictions, got {str(predictions)[:300]}")
-    threshold = float(body["threshold"])
-    for item in predictions:
-        probability = item.get("churn_probability")
-        if item.get("error") is not None:
-            continue
-        if not isinstance(probability, float) or not 0.0 <= probability <= 1.0:
-            raise StepFailed(f"churn_probability {probability!r} is not a probability")
-        if item.get("churn") is not (probability >= threshold):
-            raise StepFailed(
-                f"label {item.get('churn')!r} disagrees with {probability} >= {threshold}"
-            )
-    return predictions
-
-
-def step_predict_ids(ctx: Context, client: httpx.Client) -> str:
-    """Score known customers by id (Feast online store) plus one unknown id."""
-    snapshots = newest_snapshots(ctx, N_CUSTOMERS)
-    ctx.values["snapshots"] = snapshots
-    ids = [row[ENTITY_COLUMN] for row in snapshots] + [ctx.values["unknown_id"]]
-    response = client.post(f"{ctx.values['serving_url']}/predict", json={"customer_ids": ids})
-    predictions = _check_predictions(ctx, response, len(ids))
-    if [p.get("customer_id") for p in predictions] != ids:
-        raise StepFailed("customer ids not echoed in request order")
-    known, unknown = predictions[:-1], predictions[-1]
-    failed = [p for p in known if p.get("error") is not None]
-    if failed:
-        raise StepFailed(f"known customers got errors: {failed}")
-    if unknown.get("error") is None or unknown.get("churn_probability") is not None:
-        raise StepFailed(f"unknown id {ids[-1]} was scored: {unknown}")
-    ctx.values["by_id"] = [p["churn_probability"] for p in known]
-    shown = ", ".join(f"{p['customer_id']}:{p['churn_probability']:.3f}" for p in known)
-    return f"{len(known)} scored ({shown}); unknown id -> {unknown['error']!r}"
-
-
-def step_predict_rows(ctx: Context, client: httpx.Client) -> str:
-    """Score the same customers' newest offline rows; must match the by-id probabilities."""
-    rows = [{k: v for k, v in row.items() if k != ENTITY_COLUMN} for row in ctx.values["snapshots"]]
-    response = client.post(f"{ctx.values['serving_url']}/predict", json={"rows": rows})
-    predictions = _check_predictions(ctx, response, len(rows))
-    by_row = [p["churn_probability"] for p in predictions]
-    worst = max(abs(a - b) for a, b in zip(by_row, ctx.values["by_id"], strict=True))
-    if worst > 1e-9:
-        raise StepFailed(
-            f"rows and ids disagree by up to {worst:.3g}: {by_row} vs {ctx.values['by_id']}"
-        )
-    labels = sum(bool(p["churn"]) for p in predictions)
-    return f"{len(rows)} rows scored, {labels} labelled churn; identical to the by-id scores"
-
-
-def step_bad_payload(ctx: Context, client: httpx.Client) -> str:
-    """Invalid input is refused with 422 and a message naming the problem."""
-    url = f"{ctx.values['serving_url']}/predict"
-    int_feature = next(n for n, d in FEATURE_DTYPES.items() if d.startswith("int"))
-    row = {k: v for k, v in ctx.values["snapshots"][0].items() if k != ENTITY_COLUMN}
-    cases = {
-        f"{int_feature}=1.5": ({"rows": [{**row, int_feature: 1.5}]}, int_feature),
-        "empty batch": ({"rows": []}, "rows"),
-        "no input": ({}, "exactly one"),
-    }
-    messages = []
-    for label, (payload, mentioned) in cases.items():
-        response = client.post(url, json=payload)
-        if response.status_code != 422:
-            raise StepFailed(f"{label}: HTTP {response.status_code}, expected 422")
-        message = str(response.json().get("error", ""))
-        if mentioned not in message:
-            raise StepFailed(f"{label}: message {message!r} does not mention {mentioned!r}")
-        messages.append(message)
-    return f"422 for {', '.join(cases)} (e.g. {messages[0]!r})"
-
-
-def step_metrics(ctx: Context, client: httpx.Client) -> str:
-    """``/metrics`` has the expected families, with counts matching the requests sent."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    response = client.get(f"{ctx.values['serving_url']}/metrics")
-    if response.status_code != 200:
-        raise StepFailed(f"/metrics: HTTP {response.status_code}")
-    samples: dict[str, list[tuple[dict[str, str], float]]] = {}
-    families = set()
-    for family in text_string_to_metric_families(response.text):
-        families.add(family.name)
-        for sample in family.samples:
-            samples.setdefault(sample.name, []).append((sample.labels, sample.value))
-    missing = [name for name in EXPECTED_METRICS if name.removesuffix("_total") not in families]
-    if missing:
-        raise StepFailed(f"missing metric families: {missing}")
-
-    def total(name: str, **labels: str) -> float:
-        return sum(v for found, v in samples.get(name, []) if labels.items() <= found.items())
-
-    scored = total("prediction_churn_probability_count")
-    if scored < 2 * N_CUSTOMERS:
-        raise StepFailed(f"prediction_churn_probability_count = {scored} < {2 * N_CUSTOMERS}")
-    if total("http_requests_total", route="/predict", status="422") < 1:
-        raise StepFailed("no 422 counted for /predict")
-    if total("model_info", version=ctx.values["champion"]) != 1:
-        raise StepFailed("model_info does not carry the champion version")
-    drift = total("data_drift_share")
-    return (
-        f"{len(EXPECTED_METRICS)} families present; {scored:.0f} probabilities observed, "
-        f"{total('http_requests_total', route='/predict'):.0f} /predict requests, "
-        f"data_drift_share={drift:.3f}"
-    )
-
-
-def step_drift(ctx: Context, client: httpx.Client) -> str:
-    """Evidently's reports exist and ``reports/monitor.json`` has a numeric drift share."""
-    paths = ctx.settings.paths
-    for path in (paths.drift_html, paths.drift_json):
-        if not path.is_file() or path.stat().st_size == 0:
-            raise StepFailed(f"{path} is missing or empty")
-    summary = json.loads(paths.monitor_report.read_text(encoding="utf-8"))
-    share = summary.get("drift_share")
-    if isinstance(share, bool) or not isinstance(share, int | float) or not math.isfinite(share):
-        raise StepFailed(f"drift_share is {share!r}, not a number")
-    if not 0.0 <= share <= 1.0:
-        raise StepFailed(f"drift_share {share} is outside [0, 1]")
-    size_kb = paths.drift_html.stat().st_size / 1024
-    return (
-        f"drift_share={share:.3f} ({summary.get('drifted_columns')}/{summary.get('n_columns')} "
-        f"columns, dataset_drift={summary.get('dataset_drift')}); drift.html {size_kb:.0f} KiB"
-    )
-
-
 # ---- runner ------------------------------------------------------------------------------
-
-StepFn = Callable[[Context, httpx.Client], str]
-
-PLAN: tuple[tuple[str, StepFn, tuple[str, ...], str], ...] = (
-    ("mlflow server", step_mlflow, (), "mlflow"),
-    ("dvc repro", step_repro, ("mlflow server",), "dvc-repro"),
-    ("champion", step_champion, ("dvc repro",), "mlflow"),
-    ("serving ready", step_serving, ("champion",), "serving"),
-    ("predict ids", step_predict_ids, ("serving ready",), "serving"),
-    ("predict rows", step_predict_rows, ("predict ids",), "serving"),
-    ("bad payload", step_bad_payload, ("predict ids",), "serving"),
-    ("metrics", step_metrics, ("predict rows", "bad payload"), "serving"),
-    ("drift report", step_drift, ("dvc repro",), "dvc-repro"),
-)
-
-
-# Against a running stack (``--stack``): the pipeline runs here, the services are the stack's.
-STACK_PLAN: tuple[tuple[str, StepFn, tuple[str, ...], str], ...] = (
-    ("mlflow", step_stack_mlflow, (), ""),
-    ("dvc repro", step_repro, ("mlflow",), "dvc-repro"),
-    ("champion", step_champion, ("dvc repro",), ""),
-    ("serving ready", step_stack_serving, ("champion",), ""),
-    *PLAN[4:],
-    ("prometheus", step_prometheus, ("metrics",), ""),
-)
-
-
-def plan_for(ctx: Context) -> tuple[tuple[str, StepFn, tuple[str, ...], str], ...]:
-    """The steps to run: against the stack (without Prometheus when none is given) or native."""
-    if ctx.stack:
-        wanted = set(ctx.stack)
-        return tuple(s for s in STACK_PLAN if s[1] is not step_prometheus or "prometheus" in wanted)
-    profile = extension()
-    return PLAN if profile is None else profile.extend_plan(PLAN)
 
 
 def _print_step(step: Step) -> None:
@@ -629,14 +344,13 @@ def _reason(exc: BaseException) -> str:
     return "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else str(exc)
 
 
-def run(ctx: Context) -> list[Step]:
-    """Run the plan, then stop every process; return the steps in order."""
+def run(ctx: Context, plan: Sequence[PlanStep]) -> list[Step]:
+    """Run ``plan``, then stop every process; return the steps in order."""
     steps: list[Step] = []
     passed: set[str] = set()
     ctx.values["started_ms"] = int(time.time() * 1000)
     api_key = os.environ.get("SERVING_API_KEY")
     headers = {"X-API-Key": api_key} if api_key else {}
-    plan = plan_for(ctx)
     with httpx.Client(timeout=60, trust_env=False, headers=headers) as client:
         try:
             for name, function, needs, log_name in plan:
@@ -695,8 +409,28 @@ def write_report(path: Path, steps: list[Step], total_seconds: float) -> dict[st
     return report
 
 
+def select_plan(ctx: Context) -> tuple[PlanStep, ...]:
+    """The project's plan (:mod:`.verify_plan`): against the stack (``--stack``) or native.
+
+    Against a stack without ``--stack prometheus=URL`` the ``prometheus`` step is left out.
+    """
+    # Imported here: the plan imports the step modules, which import this module.
+    from . import verify_plan
+
+    if ctx.stack:
+        wanted = set(ctx.stack)
+        return tuple(
+            step
+            for step in verify_plan.STACK_PLAN
+            if step.name != "prometheus" or "prometheus" in wanted
+        )
+    return verify_plan.PLAN
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: run every step, print a summary, write the JSON report, return 0 or 3."""
+    from . import verify_plan
+
     parser = argparse.ArgumentParser(prog=f"python -m {__package__}.verify", description=__doc__)
     parser.add_argument("--json", type=Path, default=None, help=f"report path ({DEFAULT_REPORT})")
     parser.add_argument(
@@ -711,6 +445,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="SERVICE=URL",
         help=f"verify a running stack ({', '.join(STACK_SERVICES)}; mlflow and serving needed)",
     )
+    for flag in verify_plan.FLAGS:
+        parser.add_argument(flag.option, action="store_true", help=flag.help)
     args = parser.parse_args(argv)
     stack = {}
     for item in args.stack:
@@ -726,11 +462,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     settings = load_settings()
     ctx = Context(settings, not args.no_force, args.repro_timeout, args.ready_timeout, stack)
+    for flag in verify_plan.FLAGS:
+        ctx.values[flag.dest] = bool(getattr(args, flag.dest))
     report_path = args.json or settings.paths.root / DEFAULT_REPORT
     print(f"verify: {settings.paths.root} (logs in {ctx.logs_dir})", flush=True)
     started = time.perf_counter()
     with _signals_interrupt():
-        steps = run(ctx)
+        steps = run(ctx, select_plan(ctx))
     report = write_report(report_path, steps, time.perf_counter() - started)
     failed = [step.name for step in steps if not step.ok and not step.detail.startswith("skipped")]
     skipped = sum(1 for step in steps if step.detail.startswith("skipped"))
@@ -742,4 +480,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # ``python -m`` runs this file as ``__main__``, a second copy of the module: run the
+    # package's ``verify`` instead, whose StepFailed and Context the step modules share.
+    from . import verify as runner
+
+    sys.exit(runner.main())

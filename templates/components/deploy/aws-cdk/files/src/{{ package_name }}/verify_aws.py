@@ -1,7 +1,8 @@
-"""``python -m <package>.verify_aws``: the whole chain on the S3/DynamoDB API, natively.
+"""The aws-cdk steps of ``verify``: the whole chain on the S3/DynamoDB API, natively.
 
-The steps of :mod:`.verify` (mlflow server, dvc repro, champion, serving, predictions,
-metrics, drift) plus the AWS data paths, against ``AWS_ENDPOINT_URL``:
+Listed by ``verify_steps`` of the deploy/aws-cdk component, placed by the rendered
+:mod:`.verify_plan` among the core steps (:mod:`.verify_core`: mlflow server, dvc repro,
+champion, serving, predictions, metrics, drift), against ``AWS_ENDPOINT_URL``:
 
 1. ``aws endpoint``    unset or loopback with nothing listening: start ``moto_server`` on
                        127.0.0.1 (stopped at the end); create the three buckets;
@@ -20,13 +21,12 @@ metrics, drift) plus the AWS data paths, against ``AWS_ENDPOINT_URL``:
 8. ``dvc push/pull``   outputs pushed to ``s3://S3_DATA_BUCKET/dvc``; one output's cache
                        entry and file are deleted and pulled back, byte-identical.
 
-A non-loopback ``AWS_ENDPOINT_URL`` (or none with ``--real-aws``) is refused unless
-``--real-aws`` is given: this command writes to the buckets it is pointed at.
+A non-loopback ``AWS_ENDPOINT_URL`` is refused unless ``python -m <package>.verify`` is
+given ``--real-aws`` (:data:`FLAGS`): verify writes to the buckets it is pointed at.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import hashlib
 import io
@@ -34,17 +34,21 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
 import yaml
 
-from . import aws, verify
-from .config import MODEL_ALIAS, load_settings
+from . import aws
+from .config import MODEL_ALIAS
 from .schema import ENTITY_COLUMN, FEATURE_COLUMNS, FEATURE_VIEW
-from .verify import Context, Service, StepFailed
+from .verify import Context, Flag, Service, StepFailed, child_env, free_port
+from .verify_core import start_mlflow
 
+#: ``--real-aws`` of ``python -m <package>.verify``: allow a non-local endpoint.
+FLAGS: tuple[Flag, ...] = (
+    Flag("--real-aws", "allow a non-local AWS endpoint (writes to real buckets)"),
+)
 FEATURE_TABLE_SUFFIX = "customer_features"
 
 
@@ -53,7 +57,7 @@ def step_endpoint(ctx: Context, client: httpx.Client) -> str:
     url = aws.endpoint_url()
     started = ""
     if url is None and not ctx.values["real_aws"]:
-        url = f"http://127.0.0.1:{verify.free_port()}"
+        url = f"http://127.0.0.1:{free_port()}"
         os.environ["AWS_ENDPOINT_URL"] = url
     if url is not None and not aws.is_loopback(url) and not ctx.values["real_aws"]:
         raise StepFailed(f"AWS_ENDPOINT_URL={url} is not local; pass --real-aws to use it")
@@ -79,7 +83,7 @@ def step_endpoint(ctx: Context, client: httpx.Client) -> str:
 def step_mlflow_s3(ctx: Context, client: httpx.Client) -> str:
     """``mlflow server`` with SQLite metadata and artifacts on S3."""
     root = ctx.root
-    port = verify.free_port()
+    port = free_port()
     command = [
         sys.executable, "-m", "mlflow", "server",
         "--host", "127.0.0.1", "--port", str(port),
@@ -87,11 +91,8 @@ def step_mlflow_s3(ctx: Context, client: httpx.Client) -> str:
         "--default-artifact-root", aws.artifact_root(),
         "-w", "1",
     ]  # fmt: skip
-    env = verify.child_env(ctx, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
-    service = verify.start(ctx, "mlflow", command, env)
-    url = f"http://127.0.0.1:{port}"
-    verify.wait_http(client, f"{url}/health", service, timeout=90)
-    ctx.values["tracking_uri"] = url
+    extra = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    url = start_mlflow(ctx, client, port, command, extra)
     return f"{url}, artifacts in {aws.artifact_root()}"
 
 
@@ -192,7 +193,7 @@ def step_dvc_push_pull(ctx: Context, client: httpx.Client) -> str:
     """``dvc push`` to S3, then pull back a deleted output (cache entry and file)."""
     root = ctx.root
     remote = aws.configure_dvc_remote(root)
-    env = verify.child_env(ctx)
+    env = child_env(ctx)
     dvc = [sys.executable, "-m", "dvc"]
     pushed = subprocess.run([*dvc, "push"], cwd=root, env=env, capture_output=True,
                                    text=True, check=False)  # fmt: skip
@@ -219,55 +220,3 @@ def step_dvc_push_pull(ctx: Context, client: httpx.Client) -> str:
     if _md5(workspace) != digest:
         raise StepFailed(f"pulled {target['path']} differs from dvc.lock's md5")
     return f"{remote}; {len(objects)} objects pushed; {target['path']} pulled back intact"
-
-
-PLAN: tuple[tuple[str, verify.StepFn, tuple[str, ...], str], ...] = (
-    ("aws endpoint", step_endpoint, (), "moto"),
-    ("mlflow server", step_mlflow_s3, ("aws endpoint",), "mlflow"),
-    ("dvc repro", verify.step_repro, ("mlflow server",), "dvc-repro"),
-    ("champion", verify.step_champion, ("dvc repro",), "mlflow"),
-    ("model on s3", step_model_on_s3, ("champion",), "mlflow"),
-    ("feast on s3", step_feast_s3, ("dvc repro",), "moto"),
-    ("dynamodb", step_dynamodb, ("feast on s3",), "moto"),
-    ("serving ready", verify.step_serving, ("champion", "dynamodb"), "serving"),
-    ("predict ids", verify.step_predict_ids, ("serving ready",), "serving"),
-    ("predict rows", verify.step_predict_rows, ("predict ids",), "serving"),
-    ("sagemaker", step_sagemaker, ("predict ids",), "serving"),
-    ("bad payload", verify.step_bad_payload, ("predict ids",), "serving"),
-    ("metrics", verify.step_metrics, ("predict rows", "bad payload"), "serving"),
-    ("drift report", verify.step_drift, ("dvc repro",), "dvc-repro"),
-    ("reports to s3", step_reports_s3, ("drift report",), "moto"),
-    ("dvc push/pull", step_dvc_push_pull, ("dvc repro",), "moto"),
-)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the AWS plan with :mod:`.verify`'s runner; 0 when every step passed, else 3."""
-    parser = argparse.ArgumentParser(
-        prog=f"python -m {__package__}.verify_aws", description=__doc__
-    )
-    parser.add_argument("--json", type=Path, default=None, help="report path")
-    parser.add_argument("--no-force", action="store_true", help="let DVC skip up-to-date stages")
-    parser.add_argument("--repro-timeout", type=float, default=900.0)
-    parser.add_argument("--ready-timeout", type=float, default=120.0)
-    parser.add_argument("--real-aws", action="store_true",
-                        help="allow a non-local endpoint (writes to real buckets)")
-    args = parser.parse_args(argv)
-    settings = load_settings()
-    ctx = Context(settings, not args.no_force, args.repro_timeout, args.ready_timeout)
-    ctx.values["real_aws"] = args.real_aws
-    report_path = args.json or settings.paths.root / verify.DEFAULT_REPORT
-    print(f"verify (aws): {settings.paths.root} (logs in {ctx.logs_dir})", flush=True)
-    started = time.perf_counter()
-    verify.PLAN = PLAN  # the shared runner executes this plan
-    with verify._signals_interrupt():
-        steps = verify.run(ctx)
-    report = verify.write_report(report_path, steps, time.perf_counter() - started)
-    failed = [s.name for s in steps if not s.ok and not s.detail.startswith("skipped")]
-    verdict = "PASSED" if report["ok"] else f"FAILED: {', '.join(failed)}"
-    print(f"verify (aws) {verdict} in {report['total_seconds']:.1f} s; report: {report_path}")
-    return 0 if report["ok"] else verify.EXIT_FAILED
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,379 @@
+"""The core steps of ``verify`` (every project) and their plans, native and against a stack.
+
+:mod:`.verify` runs them; :mod:`.verify_plan` (rendered from the answers) adds the
+steps the chosen components contribute. See :mod:`.verify` for what each step checks.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from .config import EXPERIMENT_NAME, MODEL_ALIAS
+from .schema import ENTITY_COLUMN, FEATURE_COLUMNS, FEATURE_DTYPES, TIMESTAMP_COLUMN
+from .verify import (
+    Context,
+    Flag,
+    PlanStep,
+    Service,
+    StepFailed,
+    child_env,
+    free_port,
+    start,
+    stop,
+    wait_http,
+)
+
+#: The command-line flags of this module's steps (none; see :class:`.verify.Flag`).
+FLAGS: tuple[Flag, ...] = ()
+N_CUSTOMERS = 5
+EXPECTED_METRICS = (
+    "http_requests_total",
+    "http_request_duration_seconds",
+    "prediction_churn_probability",
+    "prediction_rows_total",
+    "model_info",
+    "model_ready",
+    "data_drift_share",
+)
+
+
+def step_mlflow(ctx: Context, client: httpx.Client) -> str:
+    """Start ``mlflow server`` (one worker, no job runner) and wait for ``/health``."""
+    root = ctx.root
+    (root / "mlartifacts").mkdir(exist_ok=True)
+    port = free_port()
+    command = [
+        sys.executable, "-m", "mlflow", "server",
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+        "--default-artifact-root", (root / "mlartifacts").as_uri(),
+        "-w", "1",
+    ]  # fmt: skip
+    extra = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    return start_mlflow(ctx, client, port, command, extra)
+
+
+def start_mlflow(
+    ctx: Context, client: httpx.Client, port: int, command: Sequence[str], extra: dict[str, str]
+) -> str:
+    """Start the MLflow server ``command`` listening on ``port``, wait for ``/health``.
+
+    Shared by the step modules whose ``mlflow server`` step starts it another way.
+    """
+    service = start(ctx, "mlflow", command, child_env(ctx, **extra))
+    url = f"http://127.0.0.1:{port}"
+    wait_http(client, f"{url}/health", service, timeout=90)
+    ctx.values["tracking_uri"] = url
+    return url
+
+
+def _warm_mlflow_client(tracking_uri: str) -> None:
+    try:
+        from mlflow import MlflowClient
+
+        MlflowClient(tracking_uri, tracking_uri).get_model_version_by_alias(
+            "verify-warm-up-no-such-model", MODEL_ALIAS
+        )
+    except Exception:  # expected (no such model); the champion step reports real errors
+        return
+
+
+def step_repro(ctx: Context, client: httpx.Client) -> str:
+    """Run ``dvc repro`` (forced unless ``--no-force``) against the tracking server."""
+    command = [sys.executable, "-m", "dvc", "repro", *(["-f"] if ctx.force else [])]
+    extra = {"MLFLOW_TRACKING_URI": ctx.values["tracking_uri"]}
+    if ctx.stack and not os.environ.get("MLFLOW_ARTIFACT_LOCATION"):
+        # the stack's MLflow serves the artifacts: a new experiment stores them through it
+        extra["MLFLOW_ARTIFACT_LOCATION"] = f"mlflow-artifacts:/{EXPERIMENT_NAME}"
+    env = child_env(ctx, **extra)
+    service = start(ctx, "dvc-repro", command, env)
+    # The next step needs the MLflow client, whose first registry call costs ~5 s of
+    # imports: pay them now, on the second core, while the pipeline runs.
+    threading.Thread(
+        target=_warm_mlflow_client, args=(ctx.values["tracking_uri"],), daemon=True
+    ).start()
+    try:
+        code = service.process.wait(timeout=ctx.repro_timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise StepFailed(f"dvc repro still running after {ctx.repro_timeout:.0f} s") from exc
+    finally:
+        stop(ctx.services.pop("dvc-repro"))
+    log = service.log.read_text(encoding="utf-8", errors="replace")
+    ran = [
+        line.split("'")[1]
+        for line in log.splitlines()
+        if line.startswith("Running stage '") and line.count("'") >= 2
+    ]
+    if code != 0:
+        raise StepFailed(f"dvc repro exited with code {code} (see {service.log})")
+    summary = f"ran {len(ran)} stage(s): {', '.join(ran)}" if ran else "all stages up to date"
+    return f"{' '.join(command[2:])}: {summary}"
+
+
+def step_champion(ctx: Context, client: httpx.Client) -> str:
+    """The registry holds a READY ``champion`` version of the configured model."""
+    from mlflow import MlflowClient
+
+    name = ctx.settings.model_name
+    registry = MlflowClient(ctx.values["tracking_uri"], ctx.values["tracking_uri"])
+    version = registry.get_model_version_by_alias(name, MODEL_ALIAS)
+    if str(version.status) != "READY":
+        raise StepFailed(f"{name}@{MODEL_ALIAS} is version {version.version} in {version.status}")
+    ctx.values["champion"] = str(version.version)
+    fresh = version.creation_timestamp >= ctx.values["started_ms"]
+    origin = "registered by this run" if fresh else "kept from an earlier run"
+    return f"{name}@{MODEL_ALIAS} = version {version.version} ({origin}), run {version.run_id}"
+
+
+def step_serving(ctx: Context, client: httpx.Client) -> str:
+    """Start the API with uvicorn and wait until ``/ready`` reports the champion version."""
+    port = free_port()
+    env = child_env(
+        ctx,
+        MLFLOW_TRACKING_URI=ctx.values["tracking_uri"],
+        SERVING_HOST="127.0.0.1",
+        SERVING_PORT=str(port),
+    )
+    service = start(ctx, "serving", [sys.executable, "-m", f"{__package__}.serving"], env)
+    return _serving_ready(ctx, client, f"http://127.0.0.1:{port}", service)
+
+
+def _serving_ready(ctx: Context, client: httpx.Client, url: str, service: Service | None) -> str:
+    """Wait for ``/health`` and ``/ready`` at ``url``; the API must serve the champion."""
+    health = wait_http(client, f"{url}/health", service, timeout=ctx.ready_timeout)
+    if health.json() != {"status": "ok"}:
+        raise StepFailed(f"/health answered {health.text[:200]}")
+    ready = wait_http(client, f"{url}/ready", service, timeout=ctx.ready_timeout).json()
+    expected = (ctx.settings.model_name, ctx.values["champion"])
+    if (ready.get("model_name"), ready.get("model_version")) != expected:
+        raise StepFailed(f"/ready serves {ready}, expected {expected[0]} v{expected[1]}")
+    ctx.values["serving_url"] = url
+    return f"{url} serves {expected[0]} v{expected[1]}, feature store {ready.get('feature_store')}"
+
+
+def step_stack_mlflow(ctx: Context, client: httpx.Client) -> str:
+    """The running stack's MLflow (``--stack mlflow=URL``) answers ``/health``."""
+    url = ctx.stack["mlflow"]
+    wait_http(client, f"{url}/health", None, timeout=ctx.ready_timeout)
+    ctx.values["tracking_uri"] = url
+    return url
+
+
+def step_stack_serving(ctx: Context, client: httpx.Client) -> str:
+    """The running stack's API loads the champion (it retries until one exists)."""
+    return _serving_ready(ctx, client, ctx.stack["serving"], None)
+
+
+def step_prometheus(ctx: Context, client: httpx.Client) -> str:
+    """The stack's Prometheus reports every target of its ``serving`` job up."""
+    url = f"{ctx.stack['prometheus']}/api/v1/targets?state=active"
+    deadline = time.monotonic() + ctx.ready_timeout
+    last: Any = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            targets = client.get(url, timeout=5).json().get("data", {}).get("activeTargets", [])
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            last = type(exc).__name__
+        else:
+            serving = [t for t in targets if t.get("labels", {}).get("job") == "serving"]
+            if serving and all(t.get("health") == "up" for t in serving):
+                scraped = ", ".join(str(t.get("scrapeUrl")) for t in serving)
+                return f"{len(serving)} serving target(s) up: {scraped}"
+            last = [(t.get("scrapeUrl"), t.get("health"), t.get("lastError")) for t in serving]
+        time.sleep(2.0)
+    raise StepFailed(f"Prometheus does not report the serving target up: {last or 'no target'}")
+
+
+def newest_snapshots(ctx: Context, count: int) -> list[dict[str, Any]]:
+    """``count`` customers' newest rows of the offline feature table, JSON-typed."""
+    import pandas as pd
+
+    table = pd.read_parquet(ctx.settings.paths.feature_table)
+    newest = table.sort_values(TIMESTAMP_COLUMN).groupby(ENTITY_COLUMN, sort=True).tail(1)
+    newest = newest.sort_values(ENTITY_COLUMN)
+    picks = newest.iloc[:: max(1, len(newest) // count)].head(count)
+    rows = []
+    for record in picks[[ENTITY_COLUMN, *FEATURE_COLUMNS]].to_dict("records"):
+        rows.append(
+            {
+                name: int(value)
+                if name == ENTITY_COLUMN or FEATURE_DTYPES[name].startswith("int")
+                else float(value)
+                for name, value in record.items()
+            }
+        )
+    ctx.values["unknown_id"] = int(table[ENTITY_COLUMN].max()) + 1_000_000
+    return rows
+
+
+def _check_predictions(
+    ctx: Context, response: httpx.Response, expected_rows: int
+) -> list[dict[str, Any]]:
+    if response.status_code != 200:
+        raise StepFailed(f"HTTP {response.status_code}: {response.text[:300]}")
+    body = response.json()
+    if body.get("model_version") != ctx.values["champion"]:
+        raise StepFailed(f"model_version {body.get('model_version')!r} is not the champion")
+    predictions = body.get("predictions")
+    if not isinstance(predictions, list) or len(predictions) != expected_rows:
+        raise StepFailed(f"expected {expected_rows} predictions, got {str(predictions)[:300]}")
+    threshold = float(body["threshold"])
+    for item in predictions:
+        probability = item.get("churn_probability")
+        if item.get("error") is not None:
+            continue
+        if not isinstance(probability, float) or not 0.0 <= probability <= 1.0:
+            raise StepFailed(f"churn_probability {probability!r} is not a probability")
+        if item.get("churn") is not (probability >= threshold):
+            raise StepFailed(
+                f"label {item.get('churn')!r} disagrees with {probability} >= {threshold}"
+            )
+    return predictions
+
+
+def step_predict_ids(ctx: Context, client: httpx.Client) -> str:
+    """Score known customers by id (Feast online store) plus one unknown id."""
+    snapshots = newest_snapshots(ctx, N_CUSTOMERS)
+    ctx.values["snapshots"] = snapshots
+    ids = [row[ENTITY_COLUMN] for row in snapshots] + [ctx.values["unknown_id"]]
+    response = client.post(f"{ctx.values['serving_url']}/predict", json={"customer_ids": ids})
+    predictions = _check_predictions(ctx, response, len(ids))
+    if [p.get("customer_id") for p in predictions] != ids:
+        raise StepFailed("customer ids not echoed in request order")
+    known, unknown = predictions[:-1], predictions[-1]
+    failed = [p for p in known if p.get("error") is not None]
+    if failed:
+        raise StepFailed(f"known customers got errors: {failed}")
+    if unknown.get("error") is None or unknown.get("churn_probability") is not None:
+        raise StepFailed(f"unknown id {ids[-1]} was scored: {unknown}")
+    ctx.values["by_id"] = [p["churn_probability"] for p in known]
+    shown = ", ".join(f"{p['customer_id']}:{p['churn_probability']:.3f}" for p in known)
+    return f"{len(known)} scored ({shown}); unknown id -> {unknown['error']!r}"
+
+
+def step_predict_rows(ctx: Context, client: httpx.Client) -> str:
+    """Score the same customers' newest offline rows; must match the by-id probabilities."""
+    rows = [{k: v for k, v in row.items() if k != ENTITY_COLUMN} for row in ctx.values["snapshots"]]
+    response = client.post(f"{ctx.values['serving_url']}/predict", json={"rows": rows})
+    predictions = _check_predictions(ctx, response, len(rows))
+    by_row = [p["churn_probability"] for p in predictions]
+    worst = max(abs(a - b) for a, b in zip(by_row, ctx.values["by_id"], strict=True))
+    if worst > 1e-9:
+        raise StepFailed(
+            f"rows and ids disagree by up to {worst:.3g}: {by_row} vs {ctx.values['by_id']}"
+        )
+    labels = sum(bool(p["churn"]) for p in predictions)
+    return f"{len(rows)} rows scored, {labels} labelled churn; identical to the by-id scores"
+
+
+def step_bad_payload(ctx: Context, client: httpx.Client) -> str:
+    """Invalid input is refused with 422 and a message naming the problem."""
+    url = f"{ctx.values['serving_url']}/predict"
+    int_feature = next(n for n, d in FEATURE_DTYPES.items() if d.startswith("int"))
+    row = {k: v for k, v in ctx.values["snapshots"][0].items() if k != ENTITY_COLUMN}
+    cases = {
+        f"{int_feature}=1.5": ({"rows": [{**row, int_feature: 1.5}]}, int_feature),
+        "empty batch": ({"rows": []}, "rows"),
+        "no input": ({}, "exactly one"),
+    }
+    messages = []
+    for label, (payload, mentioned) in cases.items():
+        response = client.post(url, json=payload)
+        if response.status_code != 422:
+            raise StepFailed(f"{label}: HTTP {response.status_code}, expected 422")
+        message = str(response.json().get("error", ""))
+        if mentioned not in message:
+            raise StepFailed(f"{label}: message {message!r} does not mention {mentioned!r}")
+        messages.append(message)
+    return f"422 for {', '.join(cases)} (e.g. {messages[0]!r})"
+
+
+def step_metrics(ctx: Context, client: httpx.Client) -> str:
+    """``/metrics`` has the expected families, with counts matching the requests sent."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = client.get(f"{ctx.values['serving_url']}/metrics")
+    if response.status_code != 200:
+        raise StepFailed(f"/metrics: HTTP {response.status_code}")
+    samples: dict[str, list[tuple[dict[str, str], float]]] = {}
+    families = set()
+    for family in text_string_to_metric_families(response.text):
+        families.add(family.name)
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append((sample.labels, sample.value))
+    missing = [name for name in EXPECTED_METRICS if name.removesuffix("_total") not in families]
+    if missing:
+        raise StepFailed(f"missing metric families: {missing}")
+
+    def total(name: str, **labels: str) -> float:
+        return sum(v for found, v in samples.get(name, []) if labels.items() <= found.items())
+
+    scored = total("prediction_churn_probability_count")
+    if scored < 2 * N_CUSTOMERS:
+        raise StepFailed(f"prediction_churn_probability_count = {scored} < {2 * N_CUSTOMERS}")
+    if total("http_requests_total", route="/predict", status="422") < 1:
+        raise StepFailed("no 422 counted for /predict")
+    if total("model_info", version=ctx.values["champion"]) != 1:
+        raise StepFailed("model_info does not carry the champion version")
+    drift = total("data_drift_share")
+    return (
+        f"{len(EXPECTED_METRICS)} families present; {scored:.0f} probabilities observed, "
+        f"{total('http_requests_total', route='/predict'):.0f} /predict requests, "
+        f"data_drift_share={drift:.3f}"
+    )
+
+
+def step_drift(ctx: Context, client: httpx.Client) -> str:
+    """Evidently's reports exist and ``reports/monitor.json`` has a numeric drift share."""
+    paths = ctx.settings.paths
+    for path in (paths.drift_html, paths.drift_json):
+        if not path.is_file() or path.stat().st_size == 0:
+            raise StepFailed(f"{path} is missing or empty")
+    summary = json.loads(paths.monitor_report.read_text(encoding="utf-8"))
+    share = summary.get("drift_share")
+    if isinstance(share, bool) or not isinstance(share, int | float) or not math.isfinite(share):
+        raise StepFailed(f"drift_share is {share!r}, not a number")
+    if not 0.0 <= share <= 1.0:
+        raise StepFailed(f"drift_share {share} is outside [0, 1]")
+    size_kb = paths.drift_html.stat().st_size / 1024
+    return (
+        f"drift_share={share:.3f} ({summary.get('drifted_columns')}/{summary.get('n_columns')} "
+        f"columns, dataset_drift={summary.get('dataset_drift')}); drift.html {size_kb:.0f} KiB"
+    )
+
+
+# ---- plans -------------------------------------------------------------------------------
+
+#: The native plan every project starts from (components replace or add steps to it).
+CORE_PLAN: tuple[PlanStep, ...] = (
+    PlanStep("mlflow server", step_mlflow, (), "mlflow"),
+    PlanStep("dvc repro", step_repro, ("mlflow server",), "dvc-repro"),
+    PlanStep("champion", step_champion, ("dvc repro",), "mlflow"),
+    PlanStep("serving ready", step_serving, ("champion",), "serving"),
+    PlanStep("predict ids", step_predict_ids, ("serving ready",), "serving"),
+    PlanStep("predict rows", step_predict_rows, ("predict ids",), "serving"),
+    PlanStep("bad payload", step_bad_payload, ("predict ids",), "serving"),
+    PlanStep("metrics", step_metrics, ("predict rows", "bad payload"), "serving"),
+    PlanStep("drift report", step_drift, ("dvc repro",), "dvc-repro"),
+)
+
+#: Against a running stack (``--stack``): the pipeline runs here, the services are the stack's.
+STACK_PLAN: tuple[PlanStep, ...] = (
+    PlanStep("mlflow", step_stack_mlflow, (), ""),
+    PlanStep("dvc repro", step_repro, ("mlflow",), "dvc-repro"),
+    PlanStep("champion", step_champion, ("dvc repro",), ""),
+    PlanStep("serving ready", step_stack_serving, ("champion",), ""),
+    *CORE_PLAN[4:],
+    PlanStep("prometheus", step_prometheus, ("metrics",), ""),
+)
