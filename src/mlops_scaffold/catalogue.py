@@ -284,23 +284,28 @@ def _check_references(root: Path, catalogue: Catalogue) -> None:
                 else root / SETTINGS_FILE
             )
             choice = catalogue.choice(key, value)
-            for kind, conditions in (
-                ("requires", choice.requires),
-                ("conflicts", choice.conflicts),
-            ):
-                for number, condition in enumerate(conditions):
-                    where = f"{source}: {kind}.{number}"
-                    known = catalogue.components if condition.slot else catalogue.settings
-                    if condition.key not in known:
-                        what = "slot" if condition.slot else "closed setting"
-                        raise CatalogueError(f"{where}: unknown {what} {condition.key!r}")
-                    allowed = catalogue.choices(condition.key)
-                    for target in condition.any_of:
-                        if target not in allowed:
-                            raise CatalogueError(
-                                f"{where}.any_of: {condition.key} has no value {target!r} "
-                                f"(allowed: {', '.join(allowed)})"
-                            )
+            conditions = {
+                **{f"requires.{n}": c for n, c in enumerate(choice.requires)},
+                **{f"conflicts.{n}": c for n, c in enumerate(choice.conflicts)},
+                **{
+                    f"verify_steps.{n}.when": step.when
+                    for n, step in enumerate(choice.verify_steps)
+                    if step.when is not None
+                },
+            }
+            for label, condition in conditions.items():
+                where = f"{source}: {label}"
+                known = catalogue.components if condition.slot else catalogue.settings
+                if condition.key not in known:
+                    what = "slot" if condition.slot else "closed setting"
+                    raise CatalogueError(f"{where}: unknown {what} {condition.key!r}")
+                allowed = catalogue.choices(condition.key)
+                for target in condition.any_of:
+                    if target not in allowed:
+                        raise CatalogueError(
+                            f"{where}.any_of: {condition.key} has no value {target!r} "
+                            f"(allowed: {', '.join(allowed)})"
+                        )
 
 
 def load_catalogue(root: Path) -> Catalogue:

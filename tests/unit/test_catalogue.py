@@ -50,6 +50,9 @@ def test_shipped_catalogue_loads_every_component_folder() -> None:
         ("serving/fastapi/component.yml", "description: x\nverify_steps: [{name: n, module: "
          "verify_x, function: step_x, replaces: a, after: b}]\n",
          r"verify_steps\.0: give at most one of replaces, before or after$"),
+        ("serving/fastapi/component.yml", "description: x\nverify_steps: [{name: n, module: "
+         "verify_x, function: step_x, when: {slot: tunning, any_of: [x], why: y}}]\n",
+         r"verify_steps\.0\.when: unknown slot 'tunning'$"),
         ("serving/bento/readme.txt", "x", r"serving/bento/component\.yml: missing"),
         ("nope/thing/component.yml", "description: x\n", r"slot 'nope' is not in .*slots\.yml"),
         ("settings.yml", "validation: {help: h, default: none, values: {none: {}}}\n",
