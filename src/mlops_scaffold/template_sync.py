@@ -52,6 +52,7 @@ CONTRIBUTIONS = {
     "packages": ("packages", "unique(attribute='requirement') | list"),
     "serving_packages": ("serving_packages", "unique(attribute='requirement') | list"),
     "stages": ("stages", "unique | list"),
+    "serving_routes": ("serving_routes", "unique | sort | list"),
 }
 #: Hidden question listing the chosen values' fragments (``{"point", "path"}``, key order):
 #: a shared file includes them where it names the point, e.g.

@@ -1,6 +1,8 @@
 """The V2 / Open Inference Protocol endpoints, so KServe and Seldon clients can call the app.
 
-``create_v2_router`` returns an ``APIRouter`` the app includes next to ``/predict``:
+``create_router`` returns an ``APIRouter`` the app includes next to ``/predict`` when the
+serving platform speaks V2 (KServe, Seldon, the plain Kubernetes Deployment; see
+:mod:`.routes`):
 
 ``GET  /v2``                       server metadata (name, version, extensions).
 ``GET  /v2/health/live``           200 while the process answers.
@@ -86,6 +88,10 @@ class InferenceRequest(BaseModel):
     parameters: dict[str, Any] | None = None
     inputs: list[RequestInput] = Field(min_length=1)
     outputs: list[RequestOutput] | None = None
+
+
+REQUEST_MODELS: tuple[type[BaseModel], ...] = (InferenceRequest,)
+"""Bodies read from the raw request: the app adds them to the OpenAPI schema."""
 
 
 class ServerMetadata(BaseModel):
@@ -265,7 +271,7 @@ def _error(message: str, status: int) -> Response:
     return error_response(status, message)
 
 
-def create_v2_router(
+def create_router(
     get_model: Callable[[], LoadedModel | None],
     feature_dtypes: Mapping[str, str],
     *,
