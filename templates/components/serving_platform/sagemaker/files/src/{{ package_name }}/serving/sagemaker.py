@@ -17,8 +17,9 @@ SageMaker starts the image as ``docker run IMAGE serve`` and then talks to port 
                        ``probability,label`` lines when ``Accept: text/csv``. Bad input
                        gets 400 with ``{"error": ...}``; 503 while no model is loaded.
 
-JSON values must be numbers (an int feature a whole number within int64, a float
-feature finite); a row object holds exactly the feature keys. The OpenAPI schema of the
+JSON values follow the feature-value rule of ``/predict`` and V2 (:mod:`.schemas`: an int
+feature a whole number within int64, a float feature finite); a row object holds exactly
+the feature keys. The OpenAPI schema of the
 body (:func:`invocation_body_schema`) says exactly that. CSV cells are parsed as numbers
 under the same rules.
 
@@ -29,7 +30,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -42,7 +42,14 @@ from pydantic import BaseModel
 from .__main__ import run
 from .errors import documented_errors, error_response
 from .model import LoadedModel, model_input
-from .schemas import EXACT_FLOAT_INT, INT64_MAX, INT64_MIN, MAX_BATCH_ROWS, PredictResponse
+from .schemas import (
+    INT64_MAX,
+    INT64_MIN,
+    MAX_BATCH_ROWS,
+    FeatureValueError,
+    PredictResponse,
+    feature_value,
+)
 
 SAGEMAKER_PORT = 8080
 JSON = "application/json"
@@ -62,10 +69,8 @@ def _json(body: Any, status: int = 200) -> Response:
 
 
 def _value(raw: Any, name: str, dtype: str, row: int, text: bool) -> int | float:
-    """One feature value, checked against its dtype.
-
-    JSON values must be numbers; CSV cells (``text``) are parsed as numbers. An int
-    feature takes a whole number within int64 (``1.0`` is accepted, ``1.5`` is not).
+    """One feature value: a CSV cell (``text``) is parsed as a number first, then every
+    value is checked by the rule every route shares (:func:`.schemas.feature_value`).
     """
     if text and isinstance(raw, str):
         if raw == "":
@@ -74,19 +79,10 @@ def _value(raw: Any, name: str, dtype: str, row: int, text: bool) -> int | float
             raw = int(raw) if dtype.startswith("int") and raw.lstrip("+-").isdigit() else float(raw)
         except ValueError:
             raise InvocationError(f"row {row}: {name}={raw[:40]!r} is not a number") from None
-    if isinstance(raw, bool) or not isinstance(raw, int | float):
-        raise InvocationError(f"row {row}: {name} must be a number, got {type(raw).__name__}")
-    if isinstance(raw, float) and not math.isfinite(raw):
-        raise InvocationError(f"row {row}: {name}={raw!r} is not finite")
-    if dtype.startswith("int"):
-        if isinstance(raw, float):
-            # Whole floats past 2**53 are not exact (JSON ints past int64 arrive as floats).
-            if not raw.is_integer() or abs(raw) > EXACT_FLOAT_INT:
-                raise InvocationError(f"row {row}: {name}={raw!r} must be an integer")
-            raw = int(raw)
-        if not INT64_MIN <= raw <= INT64_MAX:
-            raise InvocationError(f"row {row}: {name}={raw} is outside the int64 range")
-    return raw
+    try:
+        return feature_value(raw, name, dtype)
+    except FeatureValueError as exc:
+        raise InvocationError(f"row {row}: {exc}") from None
 
 
 def rows_columns(
