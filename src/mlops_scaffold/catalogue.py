@@ -135,7 +135,10 @@ class Choice(BaseModel):
     ``.env`` secrets it needs (``make secrets`` generates them), ``packages`` the
     project's extra requirements, ``serving_packages`` those of the serving image
     (the ``serve`` dependency group) and ``stages`` the pipeline stages the choice adds
-    (the Kubeflow pipeline and the Airflow DAG run them) and ``verify_steps`` its steps of
+    (the Kubeflow pipeline and the Airflow DAG run them), ``serving_routes`` the modules
+    of the generated ``serving`` package whose router the app includes next to
+    ``/predict`` (``v2``, ``sagemaker``: each defines ``create_router`` and
+    ``REQUEST_MODELS``; see ``serving/routes.py``) and ``verify_steps`` its steps of
     the generated ``verify`` (``verify_plan.py``); the shared files (``.env.example``, the
     Makefile, compose, the README, ``pyproject.toml``, the pipelines, the verify plan)
     iterate over the chosen values' contributions instead of asking which component a
@@ -152,6 +155,7 @@ class Choice(BaseModel):
     packages: tuple[Package, ...] = ()
     serving_packages: tuple[Package, ...] = ()
     stages: tuple[Annotated[str, Field(pattern=r"^[a-z][a-z_]*$")], ...] = ()
+    serving_routes: tuple[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], ...] = ()
     verify_steps: tuple[VerifyStep, ...] = ()
     #: Template paths (relative to ``templates/project``, ``.jinja`` suffix included) that
     #: live in the choice's ``files/`` folder (``<key>/<value>/files/<path>``) and exist
@@ -497,10 +501,14 @@ def check_compatibility(selection: dict[str, str], source: str) -> None:
         return
     key, message, other, satisfying = broken[0]
     fixes = [repair(selection, {other: value}, cat) for value in satisfying]
+    # Or another value of the rule's owner, with what it needs in turn, keeping the other
+    # side as it is (``--set deploy=aws-cdk`` is answered with the platform that runs there).
     alone = [
-        {key: value}
+        fix
         for value in cat.choices(key)
-        if value != selection[key] and not broken_rules({**selection, key: value}, cat)
+        if value != selection[key]
+        and (fix := repair(selection, {key: value}, cat)) is not None
+        and other not in fix
     ]
     found = [fix for fix in (*fixes, *alone) if fix is not None]
     texts = [" ".join(f"{k}={v}" for k, v in fix.items()) for fix in found]

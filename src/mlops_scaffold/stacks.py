@@ -69,6 +69,7 @@ class Slots(BaseModel):
     feature_store: str
     monitoring: str
     serving: str
+    serving_platform: str
     orchestration: str
     tuning: str
     deploy: str
@@ -412,6 +413,46 @@ def _dotted(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc)
 
 
+#: ``serving`` values of earlier releases, which named where the app runs: now a
+#: ``serving_platform`` (``serving`` names the application).
+RENAMED_SERVING = {"kserve": "kserve", "seldon": "seldon", "fastapi-deployment": "deployment"}
+#: The platform an earlier ``serving: fastapi`` ran on, by ``deploy``.
+PLATFORM_OF_DEPLOY = {"kubernetes": "deployment", "aws-cdk": "sagemaker"}
+DEFAULT_PLATFORM = "compose"
+DEFAULT_SERVING = "fastapi"
+
+
+def _refuse_old_spelling(raw: dict[str, Any], source: str) -> None:
+    """Refuse ``serving=kserve|seldon|fastapi-deployment`` naming the new spelling."""
+    slots = raw.get("slots")
+    old = slots.get("serving") if isinstance(slots, dict) else None
+    if isinstance(old, str) and old in RENAMED_SERVING:
+        raise StackError(
+            f"{source}: serving={old} is now serving_platform={RENAMED_SERVING[old]} "
+            f"(serving names the application: {DEFAULT_SERVING})"
+        )
+
+
+def migrate_answers(answers: dict[str, Any]) -> dict[str, Any]:
+    """Return recorded answers of an earlier release in today's spelling (others unchanged).
+
+    Earlier projects recorded where the app runs as ``serving`` (``kserve``, ``seldon``,
+    ``fastapi-deployment``) and no ``serving_platform``: a renamed value becomes
+    ``serving: fastapi`` with that platform; ``serving: fastapi`` ran as the plain
+    Deployment on Kubernetes, behind SageMaker's contract with aws-cdk, else on compose.
+    """
+    if "serving_platform" in answers:
+        return answers
+    serving = answers.get("serving")
+    if serving in RENAMED_SERVING:
+        platform = RENAMED_SERVING[serving]
+    elif serving == DEFAULT_SERVING:
+        platform = PLATFORM_OF_DEPLOY.get(str(answers.get("deploy")), DEFAULT_PLATFORM)
+    else:
+        return answers  # not an earlier spelling: validation names what is wrong
+    return {**answers, "serving": DEFAULT_SERVING, "serving_platform": platform}
+
+
 def validate_stack(
     raw: dict[str, Any],
     source: str,
@@ -422,8 +463,10 @@ def validate_stack(
     ``name_key`` turns a pydantic location such as ``("settings", "serving_port")`` into
     the key's name as the user wrote it (dotted for stack files). Then apply the
     catalogue's compatibility rules: a refused combination raises :class:`StackError`
-    naming both sides and a fix, before anything is written.
+    naming both sides and a fix, before anything is written. A ``serving`` value of an
+    earlier release is refused with its new spelling.
     """
+    _refuse_old_spelling(raw, source)
     try:
         stack = Stack.model_validate(raw)
     except ValidationError as exc:
@@ -473,10 +516,12 @@ def stack_from_answers(
     """Rebuild the stack recorded in a project's Copier answers, with overrides applied.
 
     Errors name the answers file and the key as it is written there (``serving_port``,
-    ``profile``), so a hand-edited answers file is refused with one line.
+    ``profile``), so a hand-edited answers file is refused with one line. Answers of an
+    earlier release are read in today's spelling (:func:`migrate_answers`).
     """
     if not isinstance(answers, dict):
         raise StackError(f"{ANSWERS_SOURCE}: must be a mapping of answers")
+    answers = migrate_answers(answers)
     profile = answers.get("profile", "custom")
     raw: dict[str, Any] = {
         "name": profile,

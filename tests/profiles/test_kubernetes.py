@@ -19,7 +19,7 @@ from mlops_scaffold.project import create_project
 from mlops_scaffold.stacks import load_stack
 from tests.envs import requirements_env
 
-SERVING = ("kserve", "seldon", "fastapi-deployment")
+SERVING = ("kserve", "seldon", "deployment")  # the serving_platform values on Kubernetes
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,9 @@ def projects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("k8s")
     rendered = {
         serving: create_project(
-            load_stack("kubernetes", None, (f"serving={serving}",)), root / serving, init_git=False
+            load_stack("kubernetes", None, (f"serving_platform={serving}",)),
+            root / serving,
+            init_git=False,
         )
         for serving in SERVING
     }
@@ -52,7 +54,7 @@ def run_validate(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_profile_picks_kubernetes_components() -> None:
     stack = load_stack("kubernetes")
     assert stack.slots.deploy == "kubernetes"
-    assert stack.slots.serving == "kserve"
+    assert (stack.slots.serving, stack.slots.serving_platform) == ("fastapi", "kserve")
     assert stack.slots.orchestration == "kubeflow"
 
 
@@ -61,7 +63,7 @@ def test_serving_choice_selects_its_resources(projects: dict[str, Path]) -> None
     expected = {
         "kserve": "inferenceservice.yaml",
         "seldon": "seldon.yaml",
-        "fastapi-deployment": "serving.yaml",
+        "deployment": "serving.yaml",
     }
     for serving, keep in expected.items():
         base = projects[serving] / "deploy" / "k8s" / "base"
@@ -73,11 +75,14 @@ def test_serving_choice_selects_its_resources(projects: dict[str, Path]) -> None
         crds = {"kserve": {"inferenceservice-serving.kserve.io-v1beta1.json"},
                 "seldon": {"model-mlops.seldon.io-v1alpha1.json",
                            "server-mlops.seldon.io-v1alpha1.json"},
-                "fastapi-deployment": set()}[serving]
+                "deployment": set()}[serving]
         assert schemas == crds, serving
-        # The FastAPI app ships in every variant: it is the image the cluster runs.
+        # The FastAPI app ships in every variant: it is the image the cluster runs, and
+        # every Kubernetes platform adds its V2 protocol routes (SageMaker's only on AWS).
         package = projects[serving].name.replace("-", "_")
         assert (projects[serving] / "src" / package / "serving" / "v2.py").is_file()
+        assert (projects[serving] / "tests" / "test_v2.py").is_file()
+        assert not (projects[serving] / "src" / package / "serving" / "sagemaker.py").exists()
         assert (projects[serving] / "docker-compose.yml").is_file()
         assert (projects[serving] / "pipelines" / "kfp_pipeline.py").is_file()
         makefile = (projects[serving] / "Makefile").read_text()
@@ -89,6 +94,9 @@ def test_other_profiles_have_no_kubernetes_files(tmp_path: Path) -> None:
     project = create_project(load_stack("startup"), tmp_path / "plain", init_git=False)
     assert not (project / "deploy").exists()
     assert not (project / "pipelines").exists()
+    serving = project / "src" / "plain" / "serving"
+    assert not (serving / "v2.py").exists() and not (serving / "sagemaker.py").exists()
+    assert "ROUTE_MODULES: tuple[RouteModule, ...] = ()" in (serving / "routes.py").read_text()
     makefile = (project / "Makefile").read_text()
     assert "k8s-validate" not in makefile and "kfp-compile" not in makefile
 
@@ -110,7 +118,7 @@ def test_k8s_validate_passes(projects: dict[str, Path], serving: str) -> None:
         assert {"Namespace", "NetworkPolicy", "ServiceAccount", "Deployment",
                 "PersistentVolumeClaim"} <= kinds
         crd_kind = {"kserve": "InferenceService", "seldon": "Model",
-                    "fastapi-deployment": "HorizontalPodAutoscaler"}[serving]
+                    "deployment": "HorizontalPodAutoscaler"}[serving]
         assert crd_kind in kinds
 
 

@@ -17,8 +17,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 VARIANTS: dict[str, tuple[str | None, str | None, tuple[str, ...]]] = {
     **{profile: (profile, None, ()) for profile in builtin_profiles()},
     "startup-lean": ("startup", None, ("tuning=none", "ci=none")),
-    "kubernetes-seldon": ("kubernetes", None, ("serving=seldon", "tuning=none")),
-    "kubernetes-deployment": ("kubernetes", None, ("serving=fastapi-deployment",)),
+    "kubernetes-seldon": ("kubernetes", None, ("serving_platform=seldon", "tuning=none")),
+    "kubernetes-deployment": ("kubernetes", None, ("serving_platform=deployment",)),
     "example-custom-stack": (None, str(REPO_ROOT / "examples" / "custom-stack.yaml"), ()),
 }
 

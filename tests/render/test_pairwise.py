@@ -45,11 +45,11 @@ PYTEST_STACKS: dict[str, tuple[str, tuple[str, ...]]] = {
     # seldon, evidently-grafana, ray-tune, great-expectations
     "k8s-seldon-grafana-ray-ge": (
         "kubernetes",
-        ("serving=seldon", "monitoring=evidently-grafana", "tuning=ray-tune",
+        ("serving_platform=seldon", "monitoring=evidently-grafana", "tuning=ray-tune",
          "validation=great-expectations", "ci=none"),
     ),
-    # fastapi-deployment (same environment as the kubernetes profile)
-    "k8s-deployment": ("kubernetes", ("serving=fastapi-deployment", "orchestration=dvc")),
+    # deployment (same environment as the kubernetes profile)
+    "k8s-deployment": ("kubernetes", ("serving_platform=deployment", "orchestration=dvc")),
 }
 ALREADY_TESTED = {"startup": ("startup", ()), "startup-lean": ("startup", ("tuning=none",
                   "ci=none")), "kubernetes": ("kubernetes", ()),

@@ -35,7 +35,8 @@ VALID_STACK = (
 VALID_ANSWERS = (
     "_commit: None\n_src_path: /nowhere\nprofile: startup\nproject_name: proj\n"
     "scaffold_version: 0.1.0\ntracking: mlflow\ndata_versioning: dvc\nfeature_store: feast\n"
-    "monitoring: evidently\nserving: fastapi\norchestration: dvc\ntuning: optuna\n"
+    "monitoring: evidently\nserving: fastapi\nserving_platform: compose\norchestration: dvc\n"
+    "tuning: optuna\n"
     "deploy: compose\nci: github-actions\npython_version: '3.11'\ntracking_backend: sqlite\n"
     "online_store: sqlite\nvalidation: none\nartifact_store: local\ndata_remote: local\n"
     "aws_region: us-east-1\nmlflow_port: 5000\nserving_port: 8000\nprometheus_port: 9090\n"
@@ -199,6 +200,9 @@ CASES = [
     case("set-port-too-high", NEW + " -p startup --set serving_port=70000", 1,
          "less than or equal to 65535"),
     case("set-port-float", NEW + " -p startup --set serving_port=8000.5", 1, "valid integer"),
+    case("set-old-serving-spelling", NEW + " -p kubernetes --set serving=seldon", 1,
+         "serving=seldon is now serving_platform=seldon (serving names the application: "
+         "fastapi)"),
     case("set-port-negative", NEW + " -p startup --set serving_port=-1", 1, "valid integer"),
     case("set-port-empty", NEW + " -p startup --set serving_port=", 1, "valid integer"),
     case("set-port-huge", NEW + " -p startup --set serving_port=" + "9" * 5000, 1,

@@ -85,15 +85,21 @@ def test_a_new_component_folder_is_a_new_allowed_value(copy: Path) -> None:
 
 
 REFUSED = [
-    (["serving=kserve"], "profile 'startup' (startup.yaml) with --set 'serving=kserve': "
-     "serving=kserve requires deploy=kubernetes (have deploy=compose: the InferenceService runs"
-     " on a Kubernetes cluster; with compose only the plain FastAPI app would run); set "
-     "deploy=kubernetes, or serving=fastapi"),
+    (["serving_platform=kserve"], "profile 'startup' (startup.yaml) with --set "
+     "'serving_platform=kserve': serving_platform=kserve requires deploy=kubernetes (have "
+     "deploy=compose: the InferenceService runs on a Kubernetes cluster); set "
+     "deploy=kubernetes, or serving_platform=compose"),
+    (["serving_platform=sagemaker"], "serving_platform=sagemaker requires deploy=aws-cdk"),
+    (["deploy=kubernetes"], "serving_platform=compose requires deploy=compose (have "
+     "deploy=kubernetes: the compose stack is the platform of deploy=compose; "),
+    (["deploy=aws-cdk"], "; set deploy=compose, or serving_platform=sagemaker artifact_store=s3"
+     " data_remote=s3"),
     (["orchestration=airflow"], "orchestration=airflow requires tracking_backend=postgresql "
      "(have tracking_backend=sqlite: "),
     (["online_store=dynamodb"], "online_store=dynamodb requires deploy=aws-cdk"),
     (["online_store=redis"], "online_store=redis requires tracking_backend=postgresql"),
-    (["deploy=aws-cdk"], "deploy=aws-cdk requires artifact_store=s3 (have artifact_store=local"),
+    (["serving_platform=sagemaker", "deploy=aws-cdk"],
+     "deploy=aws-cdk requires artifact_store=s3 (have artifact_store=local"),
     (["tracking_backend=postgresql"], "tracking_backend=postgresql requires online_store=redis"),
 ]
 
@@ -123,7 +129,9 @@ def test_recorded_answers_are_checked_too() -> None:
     from mlops_scaffold.stacks import stack_from_answers
 
     answers = load_stack(profile="kubernetes").to_answers()
-    expected = r"^\.copier-answers\.yml with --set 'deploy=compose': serving=kserve requires"
+    expected = (
+        r"^\.copier-answers\.yml with --set 'deploy=compose': serving_platform=kserve requires"
+    )
     with pytest.raises(StackError, match=expected):
         stack_from_answers(answers, ["deploy=compose"])
 
@@ -143,3 +151,54 @@ def test_contributed_verify_steps_name_functions_of_the_template() -> None:
         tree = ast.parse((package / f"{step.module}.py").read_text(encoding="utf-8"))
         defined = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
         assert step.function in defined, f"{step.name}: {step.module}.{step.function}"
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [("kserve", "kserve"), ("seldon", "seldon"), ("fastapi-deployment", "deployment")],
+)
+def test_the_old_serving_values_are_refused_with_their_new_spelling(old: str, new: str) -> None:
+    message = (
+        f"serving={old} is now serving_platform={new} (serving names the application: fastapi)"
+    )
+    with pytest.raises(StackError) as caught:
+        load_stack(profile="kubernetes", overrides=[f"serving={old}"])
+    assert caught.value.message == (
+        f"profile 'kubernetes' (kubernetes.yaml) with --set 'serving={old}': {message}"
+    )
+
+
+def test_a_stack_file_with_the_old_serving_spelling_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "mine.yaml"
+    path.write_text(
+        "name: mine\ndescription: d\nextends: kubernetes\nslots: {serving: seldon}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(StackError, match=r": serving=seldon is now serving_platform=seldon \("):
+        load_stack(stack_file=path)
+
+
+@pytest.mark.parametrize(
+    ("serving", "deploy", "platform"),
+    [
+        ("kserve", "kubernetes", "kserve"),
+        ("seldon", "kubernetes", "seldon"),
+        ("fastapi-deployment", "kubernetes", "deployment"),
+        ("fastapi", "kubernetes", "deployment"),
+        ("fastapi", "aws-cdk", "sagemaker"),
+        ("fastapi", "compose", "compose"),
+    ],
+)
+def test_recorded_answers_of_an_earlier_release_are_migrated(
+    serving: str, deploy: str, platform: str
+) -> None:
+    from mlops_scaffold.stacks import stack_from_answers
+
+    profile = {"kubernetes": "kubernetes", "aws-cdk": "aws", "compose": "startup"}[deploy]
+    answers = load_stack(profile=profile).to_answers()
+    del answers["serving_platform"]
+    answers["serving"] = serving
+    stack = stack_from_answers(answers)
+    assert (stack.slots.serving, stack.slots.serving_platform) == ("fastapi", platform)
+    with pytest.raises(StackError, match=r"serving=seldon is now serving_platform=seldon"):
+        stack_from_answers(answers, ["serving=seldon"])

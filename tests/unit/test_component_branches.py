@@ -24,7 +24,7 @@ from mlops_scaffold.template_sync import exclude_rules
 # Shared file (relative to templates/project) -> component branches it may still hold.
 ALLOWED_BRANCHES: dict[str, int] = {}
 # copier.yml _exclude rules that drop files by component.
-ALLOWED_EXCLUDE_BRANCHES = 2
+ALLOWED_EXCLUDE_BRANCHES = 1
 
 JINJA = re.compile(r"\{[{%]-?(.*?)-?[}%]\}", re.DOTALL)
 

@@ -210,7 +210,7 @@ def test_a_template_without_its_project_links_renders_the_same(tmp_path: Path) -
     assert links, "the template links its owned files into project/"
     for link in links:
         link.unlink()
-    stack = load_stack(profile="kubernetes", overrides=["serving=seldon"])
+    stack = load_stack(profile="kubernetes", overrides=["serving_platform=seldon"])
     answers = project_answers(stack, tmp_path / "demo")
     render(answers, tmp_path / "linked", template=template_dir())
     render(answers, tmp_path / "from-folders", template=unlinked)

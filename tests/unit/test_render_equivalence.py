@@ -34,7 +34,7 @@ VARIANTS: dict[str, tuple[str, tuple[str, ...]]] = {
     **{profile: (profile, ()) for profile in builtin_profiles()},
     "startup-lean-ports": ("startup", ("tuning=none", "ci=none", "mlflow_port=5123")),
     "enterprise-gx-ray": ("enterprise", ("validation=great-expectations", "tuning=ray-tune")),
-    "kubernetes-seldon": ("kubernetes", ("serving=seldon", "tuning=none")),
+    "kubernetes-seldon": ("kubernetes", ("serving_platform=seldon", "tuning=none")),
 }
 
 

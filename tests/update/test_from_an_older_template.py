@@ -3,8 +3,10 @@
 The older template is taken from this repository's history (``templates/`` at
 ``BEFORE_CATALOGUE``, the last commit before component folders, manifests and
 contributions), rendered for every built-in profile, edited as a user would, committed,
-then updated with today's template: every edit survives, the project becomes what a fresh
-render of today's template plus the edits is, and a second update has nothing to do.
+then updated with today's template (the older template's recorded ``serving``, where the
+app runs, is read as today's ``serving`` + ``serving_platform``): every edit survives, the
+project becomes what a fresh render of today's template plus the edits is, and a second
+update has nothing to do.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from mlops_scaffold.project import create_project
-from mlops_scaffold.stacks import builtin_profiles, load_stack
+from mlops_scaffold.stacks import Stack, builtin_profiles, load_stack
 from mlops_scaffold.update import update_project
 
 from .helpers import commit_all, run_git, status
@@ -42,6 +44,20 @@ def older_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "templates"
 
 
+#: How the older template spelled where the app runs: one ``serving`` slot.
+OLDER_SERVING = {"kserve": "kserve", "seldon": "seldon", "deployment": "fastapi-deployment"}
+
+
+def older_spelling(stack: Stack) -> Stack:
+    """``stack`` as the older template knew it (``serving: kserve``, no serving_platform).
+
+    Not validated: today's catalogue refuses the old values. The older template records
+    only its own questions, so the project's answers have no ``serving_platform``.
+    """
+    serving = OLDER_SERVING.get(stack.slots.serving_platform, stack.slots.serving)
+    return stack.model_copy(update={"slots": stack.slots.model_copy(update={"serving": serving})})
+
+
 def _tree(project: Path) -> dict[str, bytes]:
     files = run_git(project, "ls-files").splitlines()
     return {name: (project / name).read_bytes() for name in files}
@@ -52,7 +68,9 @@ def test_an_older_render_updates_onto_today_and_keeps_every_edit(
     older_template: Path, tmp_path: Path, profile: str
 ) -> None:
     stack = load_stack(profile=profile)
-    project = create_project(stack, tmp_path / "churn", template=older_template)
+    project = create_project(older_spelling(stack), tmp_path / "churn", template=older_template)
+    recorded = (project / ".copier-answers.yml").read_text(encoding="utf-8")
+    assert "serving_platform" not in recorded  # read in today's spelling by update
     readme = (project / "README.md").read_text(encoding="utf-8")
     (project / "README.md").write_text(readme + "\n## Our notes\nKeep this.\n", "utf-8")
     (project / "notes").mkdir()

@@ -10,7 +10,6 @@ from typing import Any
 import uvicorn
 
 from ..config import load_settings
-from .sagemaker import SAGEMAKER_PORT
 
 
 def _env_int(name: str, default: int) -> int:
@@ -36,40 +35,34 @@ def server_options() -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Serve ``create_app()`` on ``SERVING_HOST``:``SERVING_PORT``.
+def run(host: str, port: int) -> None:
+    """Serve ``create_app()`` on ``host``:``port`` (the entry points choose the address).
 
     ``SERVING_WORKERS`` (default 1) sets the number of worker processes: each loads its
     own copy of the model (~RSS each) and keeps its own Prometheus counters, so scrape
     them per process or keep one worker per container and scale containers instead.
     See :func:`server_options` for the connection settings.
-
-    ``serve`` as the only argument (how SageMaker starts a container) binds 0.0.0.0:8080,
-    the address SageMaker sends ``/ping`` and ``/invocations`` to.
     """
-    args = sys.argv[1:] if argv is None else argv
-    if args not in ([], ["serve"]):
-        raise SystemExit(f"usage: python -m {__package__} [serve]; got {' '.join(args)}")
     level = os.environ.get("LOG_LEVEL", "info").upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = load_settings()
-    sagemaker = args == ["serve"]
     uvicorn.run(
         f"{__package__}.app:create_app",
         factory=True,
-        # SageMaker's container contract listens on every interface inside the container;
-        # elsewhere the configured (loopback) host.
-        host="0.0.0.0" if sagemaker else settings.serving_host,  # nosec B104
-        port=SAGEMAKER_PORT if sagemaker else settings.serving_port,
+        host=host,
+        port=port,
         workers=_env_int("SERVING_WORKERS", 1),
         log_level=level.lower(),
         **server_options(),
     )
 
 
-def sagemaker_serve() -> None:
-    """The ``serve`` console script SageMaker runs: the API on 0.0.0.0:8080."""
-    main(["serve"])
+def main(argv: list[str] | None = None) -> None:
+    """Serve ``create_app()`` on ``SERVING_HOST``:``SERVING_PORT`` (see :func:`run`)."""
+    args = sys.argv[1:] if argv is None else argv
+    if args:
+        raise SystemExit(f"usage: python -m {__package__}; got {' '.join(args)}")
+    settings = load_settings()
+    run(settings.serving_host, settings.serving_port)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,10 @@ Endpoints
                   model is not loaded or the feature store is unreachable.
 ``GET /metrics``  Prometheus exposition (see :mod:`.metrics`).
 
+Plus the routes the stack's serving platform contributes (:mod:`.routes`: the V2 / Open
+Inference Protocol for KServe, Seldon and the plain Kubernetes Deployment; SageMaker's
+``/ping`` and ``/invocations``).
+
 Limits: a body over ``SERVING_MAX_BODY_BYTES`` (default 4 MiB) gets 413 (before it is
 read when its length is declared); a request still unanswered after
 ``SERVING_REQUEST_TIMEOUT`` seconds (default 10) gets 504; request headers must arrive
@@ -58,7 +62,7 @@ import numpy as np
 import orjson
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from ..config import MODEL_ALIAS, Settings, load_settings
@@ -79,7 +83,7 @@ from .model import (
     to_model_frame,
     warmup_input,
 )
-from .sagemaker import create_sagemaker_router
+from .routes import ROUTE_MODULES
 from .schemas import (
     MAX_BATCH_ROWS,
     HealthResponse,
@@ -87,7 +91,6 @@ from .schemas import (
     PredictResponse,
     ReadyResponse,
 )
-from .v2 import InferenceRequest, create_v2_router
 
 if TYPE_CHECKING:  # imported lazily: by-id requests and DataFrame models only
     import pandas as pd
@@ -246,17 +249,21 @@ def _open_feature_store(state: ServingState, lookup: FeatureLookup) -> None:
 def _document_request_models(app: FastAPI) -> None:
     """Put the bodies validated from the raw request (for speed) into the OpenAPI schema.
 
-    ``PredictRequest`` (``/predict``) and ``InferenceRequest`` (V2 ``infer``) are parsed
-    by pydantic-core straight from the bytes, so FastAPI does not see them as parameters;
-    the routes reference them with ``$ref`` and this adds their definitions.
+    ``PredictRequest`` (``/predict``) and the ``REQUEST_MODELS`` of the route modules
+    (e.g. V2's ``InferenceRequest``) are parsed by pydantic-core straight from the bytes,
+    so FastAPI does not see them as parameters; the routes reference them with ``$ref``
+    and this adds their definitions.
     """
     generate = app.openapi
+    models: list[type[BaseModel]] = [PredictRequest]
+    for module in ROUTE_MODULES:
+        models.extend(module.REQUEST_MODELS)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = generate()
             components = schema.setdefault("components", {}).setdefault("schemas", {})
-            for model in (PredictRequest, InferenceRequest):
+            for model in models:
                 model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
                 components.update(model_schema.pop("$defs", {}))
                 components[model.__name__] = model_schema
@@ -371,23 +378,16 @@ def create_app(
     install_error_handlers(app)
     app.state.serving = state
     app.state.metrics = metrics
-    app.include_router(
-        create_v2_router(
-            lambda: state.model,
-            FEATURE_DTYPES,
-            threshold=cutoff,
-            observe=metrics.observe_predictions,
+    # The routes of the stack's serving platform (V2 protocol, SageMaker's contract...).
+    for module in ROUTE_MODULES:
+        app.include_router(
+            module.create_router(
+                lambda: state.model,
+                FEATURE_DTYPES,
+                threshold=cutoff,
+                observe=metrics.observe_predictions,
+            )
         )
-    )
-    # SageMaker's container contract: GET /ping, POST /invocations (see .sagemaker).
-    app.include_router(
-        create_sagemaker_router(
-            lambda: state.model,
-            FEATURE_DTYPES,
-            threshold=cutoff,
-            observe=metrics.observe_predictions,
-        )
-    )
 
     @app.get("/health", response_model=HealthResponse, tags=["probes"])
     async def health() -> Response:

@@ -1,14 +1,19 @@
 """Request and response models of the serving API, generated from ``schema.FEATURE_DTYPES``.
 
-A feature row is a strict ``TypedDict``: an ``int64`` feature rejects ``1.5`` (and
-``"1"``, ``true``) but takes ``2.0`` (JSON Schema's "integer" includes whole floats), a
-``float64`` feature accepts ints but rejects NaN/Infinity, and unknown keys are refused.
-Rows are validated by pydantic-core and stay plain dicts, so a batch becomes an array
-or frame in one call, without building one model object per row.
+The rule for one feature value, shared by every route that scores rows (``/predict``,
+the V2 protocol, SageMaker's ``/invocations``): a number (``true`` and ``"1"`` are not);
+an ``int64`` feature takes an integer within int64 or a whole float up to 2**53 (JSON
+Schema's "integer" includes ``2.0``; ``1.5`` is refused); a ``float64`` feature takes any
+finite number (NaN/Infinity are refused). :func:`feature_value` applies it to one value
+(V2 tensors, SageMaker rows); ``FeatureRow``, the strict ``TypedDict`` of ``/predict``
+rows, states the same rule as pydantic types, so pydantic-core checks a batch in C and
+rows stay plain dicts (one array or frame per batch, no model object per row); unknown
+keys are refused. ``tests/test_api.py`` checks that both forms agree.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from typing import TYPE_CHECKING, Annotated, Any, Self
 
@@ -34,6 +39,31 @@ INT64_MAX = 2**63 - 1
 
 EXACT_FLOAT_INT = 2**53
 """Whole floats beyond this are not exact integers (and may be rounded int64 bounds)."""
+
+
+class FeatureValueError(ValueError):
+    """A feature value the model cannot take; the message names the feature and why."""
+
+
+def feature_value(raw: Any, name: str, dtype: str) -> int | float:
+    """Return ``raw`` checked against feature ``name``'s ``dtype`` (an int for int features).
+
+    Raises :class:`FeatureValueError` (``"<name>=<value> ..."``) when it breaks the rule of
+    the module docstring.
+    """
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise FeatureValueError(f"{name}={str(raw)[:40]!r} is not a number")
+    if isinstance(raw, float) and not math.isfinite(raw):
+        raise FeatureValueError(f"{name}={raw!r} is not finite")
+    if dtype.startswith("int"):
+        if isinstance(raw, float):
+            # Whole floats past 2**53 are not exact (JSON ints past int64 arrive as floats).
+            if not raw.is_integer() or abs(raw) > EXACT_FLOAT_INT:
+                raise FeatureValueError(f"{name}={raw!r} is not an integer")
+            raw = int(raw)
+        if not INT64_MIN <= raw <= INT64_MAX:
+            raise FeatureValueError(f"{name}={raw} is outside the int64 range")
+    return raw
 
 
 def _whole(value: float) -> float:

@@ -1,6 +1,8 @@
 """The V2 / Open Inference Protocol endpoints, so KServe and Seldon clients can call the app.
 
-``create_v2_router`` returns an ``APIRouter`` the app includes next to ``/predict``:
+``create_router`` returns an ``APIRouter`` the app includes next to ``/predict`` when the
+serving platform speaks V2 (KServe, Seldon, the plain Kubernetes Deployment; see
+:mod:`.routes`):
 
 ``GET  /v2``                       server metadata (name, version, extensions).
 ``GET  /v2/health/live``           200 while the process answers.
@@ -21,7 +23,6 @@ shape, :mod:`.errors`) with status 400 (bad request, malformed JSON included), 4
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -33,7 +34,7 @@ from starlette.concurrency import run_in_threadpool
 
 from .errors import documented_errors, error_response
 from .model import LoadedModel, model_input
-from .schemas import MAX_BATCH_ROWS
+from .schemas import MAX_BATCH_ROWS, FeatureValueError, feature_value
 
 PROTOCOL_VERSION = "2"
 SERVER_NAME = "churn-fastapi"
@@ -86,6 +87,10 @@ class InferenceRequest(BaseModel):
     parameters: dict[str, Any] | None = None
     inputs: list[RequestInput] = Field(min_length=1)
     outputs: list[RequestOutput] | None = None
+
+
+REQUEST_MODELS: tuple[type[BaseModel], ...] = (InferenceRequest,)
+"""Bodies read from the raw request: the app adds them to the OpenAPI schema."""
 
 
 class ServerMetadata(BaseModel):
@@ -167,26 +172,23 @@ def _dtype_kind(dtype: str) -> str:
 def _column(
     values: list[Any], name: str, datatype: str, dtype: str, *, matrix: bool = False
 ) -> np.ndarray:
-    """Check one feature's values against its dtype and return them as a typed array.
+    """Check one feature's values and return them as a typed array.
 
-    In a single ``[n, features]`` tensor (``matrix``) every column shares one datatype, so
-    integer features may arrive as FP values; they must then be whole numbers.
+    The tensor's datatype must suit the feature (in a single ``[n, features]`` tensor,
+    ``matrix``, every column shares one datatype, so integer features may arrive as FP);
+    every value follows the rule every route shares (:func:`.schemas.feature_value`).
     """
     kind = _dtype_kind(dtype)
     accepted = _INT_TYPES | _FLOAT_TYPES if matrix else _ACCEPTED[kind]
     if datatype not in accepted:
         allowed = ", ".join(sorted(accepted))
         raise V2Error(f"input {name!r}: datatype {datatype} not accepted (allowed: {allowed})")
-    for value in values:
-        # bool is an int subclass in Python; the protocol has a separate BOOL type.
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise V2Error(f"input {name!r}: {value!r} is not a number")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise V2Error(f"input {name!r}: non-finite value {value!r}")
-        if kind == "i" and not (isinstance(value, int) or (matrix and value.is_integer())):
-            raise V2Error(f"input {name!r}: {value!r} is not an integer ({datatype})")
     try:
-        return np.asarray(values, dtype=dtype)
+        checked = [feature_value(value, name, dtype) for value in values]
+    except FeatureValueError as exc:
+        raise V2Error(f"input {name!r}: {exc}") from None
+    try:
+        return np.asarray(checked, dtype=dtype)
     except OverflowError:
         raise V2Error(f"input {name!r}: value out of range for {dtype}") from None
 
@@ -265,7 +267,7 @@ def _error(message: str, status: int) -> Response:
     return error_response(status, message)
 
 
-def create_v2_router(
+def create_router(
     get_model: Callable[[], LoadedModel | None],
     feature_dtypes: Mapping[str, str],
     *,
