@@ -105,27 +105,59 @@ async def send_error(
     await send({"type": "http.response.body", "body": body})
 
 
+def _is_union_member(part: str | int) -> bool:
+    """Whether a ``loc`` part names a member of a union type, not a field.
+
+    A value checked against ``int | whole float`` fails once per member, each error's
+    ``loc`` ending in the member's tag (``constrained-int``, ``function-after[...]``);
+    field names are identifiers, so a tag is told apart by its ``-`` or ``[``.
+    """
+    return isinstance(part, str) and ("-" in part or "[" in part)
+
+
+def field_errors(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Pydantic's errors as ``{"loc", "msg", "type"}``, one per field.
+
+    ``loc`` leaves out ``body`` and union members' tags; of the errors a union gives for
+    one value, the first (the strict ``int`` member's, for an int feature) is kept.
+    """
+    found: dict[tuple[str | int, ...], dict[str, Any]] = {}
+    for error in errors:
+        loc = tuple(
+            part
+            for part in error.get("loc", ())
+            if part != "body" and not _is_union_member(part)
+        )
+        found.setdefault(
+            loc,
+            {
+                "loc": list(loc),
+                "msg": str(error.get("msg", "invalid")),
+                "type": str(error.get("type", "value_error")),
+            },
+        )
+    return list(found.values())
+
+
 def validation_message(errors: list[dict[str, Any]]) -> str:
     """One line naming the first validation errors (``rows.0.tenure_months: ...``)."""
     parts = []
     for error in errors[:5]:
-        location = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
-        parts.append(f"{location or 'body'}: {error.get('msg', 'invalid')}")
+        location = ".".join(str(part) for part in error["loc"])
+        parts.append(f"{location or 'body'}: {error['msg']}")
     more = len(errors) - len(parts)
     return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
 
 
 def invalid_input(errors: list[Any]) -> Response:
     """422 with the validation errors in the error shape (inputs are never echoed)."""
-    detail = [
-        {
-            "loc": [part for part in e.get("loc", ()) if part != "body"],
-            "msg": str(e.get("msg", "invalid")),
-            "type": str(e.get("type", "value_error")),
-        }
-        for e in errors[:MAX_REPORTED_ERRORS]
-    ]
-    return error_response(422, validation_message(errors), n_errors=len(errors), detail=detail)
+    fields = field_errors(errors)
+    return error_response(
+        422,
+        validation_message(fields),
+        n_errors=len(fields),
+        detail=fields[:MAX_REPORTED_ERRORS],
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
