@@ -8,8 +8,9 @@ A stack file names a profile and picks one component per slot plus typed setting
     slots: {tracking: mlflow, ...}
     settings: {serving_port: 8000, ...}
 
-The fields of :class:`Slots` and :class:`StackSettings` are exactly the Copier questions
-of the template; :meth:`Stack.to_answers` turns a stack into those answers.
+The fields of :class:`Slots` and :class:`StackSettings` are built from the catalogue (its
+slots and closed settings) plus the open settings, exactly the Copier questions of the
+template; :meth:`Stack.to_answers` turns a stack into those answers.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import (
@@ -25,6 +26,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -59,21 +61,10 @@ def _check_choice(kind: str, key: str, value: str, allowed: list[str] | tuple[st
     return value
 
 
-class Slots(BaseModel):
+class _SlotsBase(BaseModel):
     """One component per slot; allowed values are the component folders of the catalogue."""
 
     model_config = _STRICT
-
-    tracking: str
-    data_versioning: str
-    feature_store: str
-    monitoring: str
-    serving: str
-    serving_platform: str
-    orchestration: str
-    tuning: str
-    deploy: str
-    ci: str
 
     @field_validator("*")
     @classmethod
@@ -82,23 +73,10 @@ class Slots(BaseModel):
         return _check_choice("slot", slot, value, catalogue().choices(slot))
 
 
-class StackSettings(BaseModel):
-    """Typed settings: backends, ports and the Python version."""
+class _SettingsBase(BaseModel):
+    """Typed settings: the catalogue's closed settings, then ports and region."""
 
     model_config = _STRICT
-
-    python_version: str = "3.11"
-    tracking_backend: str = "sqlite"
-    online_store: str = "sqlite"
-    validation: str = "none"
-    artifact_store: str = "local"
-    data_remote: str = "local"
-    aws_region: str = Field(default="us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
-    mlflow_port: int = Field(default=5000, ge=1024, le=65535, strict=True)
-    serving_port: int = Field(default=8000, ge=1024, le=65535, strict=True)
-    prometheus_port: int = Field(default=9090, ge=1024, le=65535, strict=True)
-    grafana_port: int = Field(default=3000, ge=1024, le=65535, strict=True)
-    airflow_port: int = Field(default=8080, ge=1024, le=65535, strict=True)
 
     @field_validator("*")
     @classmethod
@@ -108,6 +86,48 @@ class StackSettings(BaseModel):
         if closed is None:
             return value
         return _check_choice("setting", key, value, tuple(closed.values))
+
+
+#: Settings that take any value of their type (the closed ones are the catalogue's).
+_OPEN_SETTINGS: dict[str, Any] = {
+    "aws_region": (str, Field(default="us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]$")),
+    "mlflow_port": (int, Field(default=5000, ge=1024, le=65535, strict=True)),
+    "serving_port": (int, Field(default=8000, ge=1024, le=65535, strict=True)),
+    "prometheus_port": (int, Field(default=9090, ge=1024, le=65535, strict=True)),
+    "grafana_port": (int, Field(default=3000, ge=1024, le=65535, strict=True)),
+    "airflow_port": (int, Field(default=8080, ge=1024, le=65535, strict=True)),
+}
+
+
+def _catalogue_models() -> tuple[type[_SlotsBase], type[_SettingsBase]]:
+    """Build the slot and settings models from the catalogue: its folders are the only list.
+
+    A slot of ``slots.yml`` is a required field of ``Slots``; a closed setting of
+    ``settings.yml`` is a text field of ``StackSettings`` with the catalogue's default,
+    placed before the open settings. A new slot or setting touches no Python code.
+    """
+    cat = catalogue()
+    slots: dict[str, Any] = {slot: (str, ...) for slot in cat.slots}
+    closed: dict[str, Any] = {key: (str, spec.default) for key, spec in cat.settings.items()}
+    slots_model = create_model(
+        "Slots", __base__=_SlotsBase, __module__=__name__, __doc__=_SlotsBase.__doc__, **slots
+    )
+    settings_model = create_model(
+        "StackSettings",
+        __base__=_SettingsBase,
+        __module__=__name__,
+        __doc__=_SettingsBase.__doc__,
+        **closed,
+        **_OPEN_SETTINGS,
+    )
+    return slots_model, settings_model
+
+
+if TYPE_CHECKING:
+    Slots = _SlotsBase
+    StackSettings = _SettingsBase
+else:
+    Slots, StackSettings = _catalogue_models()
 
 
 class Stack(BaseModel):

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from mlops_scaffold.catalogue import catalogue
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from mlops_scaffold import stacks
+from mlops_scaffold.catalogue import catalogue, load_catalogue
 from mlops_scaffold.render import template_questions
 from mlops_scaffold.resources import template_dir
 from mlops_scaffold.stacks import SETTING_KEYS, SLOT_KEYS, StackSettings
@@ -25,7 +33,37 @@ def test_questions_are_the_stack_fields() -> None:
 def test_catalogue_slots_are_the_stack_slots_and_closed_settings_are_settings() -> None:
     cat = catalogue()
     assert tuple(cat.slots) == SLOT_KEYS
-    assert set(cat.settings) <= set(SETTING_KEYS)
+    assert SETTING_KEYS[: len(cat.settings)] == tuple(cat.settings)
+
+
+def test_a_new_slot_and_setting_need_no_python(tmp_path: Path, monkeypatch: Any) -> None:
+    """The stack models are built from the catalogue: a folder and a YAML entry suffice."""
+    root = tmp_path / "components"
+    shutil.copytree(template_dir() / "components", root, symlinks=True)
+    (root / "explainability" / "none").mkdir(parents=True)
+    (root / "explainability" / "none" / "component.yml").write_text("description: None\n")
+    (root / "explainability" / "shap").mkdir()
+    (root / "explainability" / "shap" / "component.yml").write_text("description: SHAP\n")
+    with (root / "slots.yml").open("a", encoding="utf-8") as slots:
+        slots.write("explainability:\n  help: Explanations\n  default: none\n")
+    with (root / "settings.yml").open("a", encoding="utf-8") as settings:
+        settings.write(
+            "drift_method:\n  help: Drift test\n  default: ks\n"
+            "  values:\n    ks: {description: Kolmogorov-Smirnov}\n"
+            "    psi: {description: Population stability index}\n"
+        )
+    monkeypatch.setattr(stacks, "catalogue", lambda: load_catalogue(root))
+    slots_model, settings_model = stacks._catalogue_models()
+    selection = {slot: spec.default for slot, spec in catalogue().slots.items()}
+    chosen = slots_model.model_validate({**selection, "explainability": "shap"})
+    assert chosen.model_dump()["explainability"] == "shap"
+    with pytest.raises(ValidationError, match="allows shap, none; got 'lime'"):
+        slots_model.model_validate({**selection, "explainability": "lime"})
+    with pytest.raises(ValidationError, match="explainability"):
+        slots_model.model_validate(selection)  # a slot is required
+    assert settings_model().model_dump()["drift_method"] == "ks"
+    with pytest.raises(ValidationError, match="allows ks, psi"):
+        settings_model.model_validate({"drift_method": "chi2"})
 
 
 def test_copier_yml_and_project_links_are_generated_from_the_catalogue() -> None:
