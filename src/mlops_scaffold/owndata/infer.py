@@ -38,7 +38,7 @@ import pyarrow.compute as pc
 from ..errors import DataError
 from .names import normalise, normalise_columns, unique_name
 from .read import file_format, read_table
-from .schema import ColumnSchema, DataSchema, Kind, Scalar, Task
+from .schema import ColumnSchema, DataSchema, Kind, Role, Scalar, Task
 
 __all__ = [
     "MAX_CATEGORIES",
@@ -60,8 +60,7 @@ ENTITY_NAME = "row_id"
 EVENT_TIME_NAME = "event_timestamp"
 _ID_NAME = re.compile(r"(^|_)(id|key|uuid|guid|code)$|^id_")
 _BOOLEAN_WORDS = [
-    frozenset(pair)
-    for pair in (("true", "false"), ("yes", "no"), ("y", "n"), ("t", "f"))
+    frozenset(pair) for pair in (("true", "false"), ("yes", "no"), ("y", "n"), ("t", "f"))
 ]
 
 
@@ -91,8 +90,10 @@ def infer_schema(request: DataRequest) -> DataSchema:
     del raw
     where = str(path)
     target = _find(table, sources, request.target, "target", where)
-    entity = _find(table, sources, request.entity, "entity", where)
-    timestamp = _find(table, sources, request.timestamp, "timestamp", where)
+    entity = _find(table, sources, request.entity, "entity", where) if request.entity else None
+    timestamp = (
+        _find(table, sources, request.timestamp, "timestamp", where) if request.timestamp else None
+    )
     _distinct_roles(where, target=target, entity=entity, timestamp=timestamp)
 
     total = table.num_rows
@@ -120,25 +121,43 @@ def infer_schema(request: DataRequest) -> DataSchema:
         if name == target:
             action = f"target: {task}" + (f", {len(classes)} classes" if classes else "")
             label_kind: Kind = "numeric" if task == "regression" else "categorical"
-            columns.append(ColumnSchema(name, source, dtype, label_kind, "target", missing,
-                                        distinct, action))
+            columns.append(
+                ColumnSchema(name, source, dtype, label_kind, "target", missing, distinct, action)
+            )
         elif name == entity_column:
             how = "per (entity, event time)" if distinct < table.num_rows else "per row"
-            columns.append(ColumnSchema(name, source, dtype, "identifier", "entity", missing,
-                                        distinct, f"entity key (unique {how})"))
+            columns.append(
+                ColumnSchema(
+                    name,
+                    source,
+                    dtype,
+                    "identifier",
+                    "entity",
+                    missing,
+                    distinct,
+                    f"entity key (unique {how})",
+                )
+            )
         elif name == timestamp_column:
-            columns.append(ColumnSchema(name, source, dtype, "datetime", "timestamp", missing,
-                                        distinct, "event time"))
+            columns.append(
+                ColumnSchema(
+                    name, source, dtype, "datetime", "timestamp", missing, distinct, "event time"
+                )
+            )
         else:
             kind_, action, categories = _classify(name, column, distinct)
-            role = "dropped" if action.startswith("drop") else "feature"
-            columns.append(ColumnSchema(name, source, dtype, kind_, role, missing, distinct,
-                                        action, categories))
+            role: Role = "dropped" if action.startswith("drop") else "feature"
+            columns.append(
+                ColumnSchema(
+                    name, source, dtype, kind_, role, missing, distinct, action, categories
+                )
+            )
 
     if not any(column.role == "feature" for column in columns):
         dropped = ", ".join(f"{c.name}: {c.kind}" for c in columns if c.role == "dropped")
-        raise DataError(f"{where}: no usable feature left besides the target "
-                        f"({dropped or 'no other column'})")
+        raise DataError(
+            f"{where}: no usable feature left besides the target ({dropped or 'no other column'})"
+        )
     taken = [column.name for column in columns]
     event_time = timestamp_column or unique_name(EVENT_TIME_NAME, taken)
     return DataSchema(
@@ -158,12 +177,8 @@ def infer_schema(request: DataRequest) -> DataSchema:
     )
 
 
-def _find(
-    table: pa.Table, sources: list[str], wanted: str | None, role: str, where: str
-) -> str | None:
-    """The normalised name of the column called ``wanted`` (as in the file, or normalised)."""
-    if wanted is None:
-        return None
+def _find(table: pa.Table, sources: list[str], wanted: str, role: str, where: str) -> str:
+    """Return the normalised name of column ``wanted`` (named as in the file, or normalised)."""
     names: list[str] = table.column_names
     if wanted in sources:
         return names[sources.index(wanted)]
@@ -202,18 +217,22 @@ def _task(
     labels: pa.ChunkedArray,
     given: Literal["classification", "regression"] | None,
 ) -> tuple[Task, tuple[Scalar, ...]]:
-    """The task and, for a classification, its classes; refuses unusable targets."""
+    """Return the task and, for a classification, its classes; refuse unusable targets."""
     kind = labels.type
     distinct = int(pc.count_distinct(labels).as_py())
     if distinct == 1:
         value = labels.drop_null()[0].as_py()
-        raise DataError(f"{where}: target {target!r} has one value ({value!r}) in every row; "
-                        "there is nothing to learn")
+        raise DataError(
+            f"{where}: target {target!r} has one value ({value!r}) in every row; "
+            "there is nothing to learn"
+        )
     numeric = pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)
     if given == "regression" and not numeric:
         example = labels.drop_null()[0].as_py()
-        raise DataError(f"{where}: target {target!r} is not numeric (e.g. {example!r}); "
-                        "regression needs numbers: use --task classification")
+        raise DataError(
+            f"{where}: target {target!r} is not numeric (e.g. {example!r}); "
+            "regression needs numbers: use --task classification"
+        )
     if given is None:
         whole = pa.types.is_integer(kind) or (
             numeric and bool(pc.all(pc.equal(pc.floor(labels), labels)).as_py())
@@ -237,7 +256,7 @@ def _is_time(kind: pa.DataType) -> bool:
 
 
 def _detect_timestamp(table: pa.Table, exclude: set[str | None]) -> str | None:
-    """The first date/time column without missing values, if any."""
+    """Return the first date/time column without missing values, if any."""
     for name in table.column_names:
         column = table.column(name)
         if name not in exclude and _is_time(column.type) and column.null_count == 0:
@@ -249,8 +268,10 @@ def _check_timestamp(table: pa.Table, name: str, where: str) -> pa.Table:
     """Refuse an event time with gaps; parse ISO 8601 text into timestamps."""
     column = table.column(name)
     if column.null_count:
-        raise DataError(f"{where}: timestamp {name!r} is missing in {column.null_count} rows; "
-                        "every row needs its event time")
+        raise DataError(
+            f"{where}: timestamp {name!r} is missing in {column.null_count} rows; "
+            "every row needs its event time"
+        )
     if _is_time(column.type):
         return table
     example = column[0].as_py()
@@ -261,13 +282,17 @@ def _check_timestamp(table: pa.Table, name: str, where: str) -> pa.Table:
             pass
         else:
             return table.set_column(table.column_names.index(name), name, parsed)
-    raise DataError(f"{where}: timestamp {name!r} is not a date or time (e.g. {example!r}); "
-                    "give ISO 8601 values such as 2024-05-01 or 2024-05-01T12:00:00")
+    raise DataError(
+        f"{where}: timestamp {name!r} is not a date or time (e.g. {example!r}); "
+        "give ISO 8601 values such as 2024-05-01 or 2024-05-01T12:00:00"
+    )
 
 
 def _duplicate_pairs(table: pa.Table, entity: str, timestamp: str) -> pa.Table:
-    counts = table.select([entity, timestamp]).group_by([entity, timestamp]).aggregate(
-        [([], "count_all")]
+    counts = (
+        table.select([entity, timestamp])
+        .group_by([entity, timestamp])
+        .aggregate([([], "count_all")])
     )
     return counts.filter(pc.greater(counts.column("count_all"), 1))
 
@@ -276,8 +301,10 @@ def _check_entity(table: pa.Table, entity: str, timestamp: str | None, where: st
     """Refuse an entity with gaps, or repeated at one event time."""
     column = table.column(entity)
     if column.null_count:
-        raise DataError(f"{where}: entity {entity!r} is missing in {column.null_count} rows; "
-                        "every row needs its entity")
+        raise DataError(
+            f"{where}: entity {entity!r} is missing in {column.null_count} rows; "
+            "every row needs its entity"
+        )
     if timestamp is None:
         return  # the synthetic event time differs on every row
     duplicates = _duplicate_pairs(table, entity, timestamp)
@@ -291,7 +318,7 @@ def _check_entity(table: pa.Table, entity: str, timestamp: str | None, where: st
 
 
 def _propose_entity(table: pa.Table, timestamp: str | None, exclude: set[str]) -> str | None:
-    """A column that identifies a row (or a row at its event time), id-like names first."""
+    """Propose a column identifying a row (or a row at its event time), id-like first."""
     rows = table.num_rows
     candidates: list[tuple[bool, int, str]] = []
     for position, name in enumerate(table.column_names):
@@ -299,15 +326,20 @@ def _propose_entity(table: pa.Table, timestamp: str | None, exclude: set[str]) -
         kind = column.type
         if name in exclude or name == timestamp or column.null_count:
             continue
-        if not (pa.types.is_integer(kind) or pa.types.is_string(kind)
-                or pa.types.is_large_string(kind)):
+        if not (
+            pa.types.is_integer(kind) or pa.types.is_string(kind) or pa.types.is_large_string(kind)
+        ):
             continue
         id_like = bool(_ID_NAME.search(name))
         distinct = int(pc.count_distinct(column).as_py())
         if distinct == rows and (id_like or _names_rows(column)):
             candidates.append((not id_like, position, name))
-        elif (id_like and timestamp is not None and 1 < distinct < rows
-              and _duplicate_pairs(table, name, timestamp).num_rows == 0):
+        elif (
+            id_like
+            and timestamp is not None
+            and 1 < distinct < rows
+            and _duplicate_pairs(table, name, timestamp).num_rows == 0
+        ):
             candidates.append((False, position, name))
     return min(candidates)[2] if candidates else None
 
@@ -344,8 +376,11 @@ def _classify(
     if _is_time(kind):
         return "datetime", "drop: a date/time other than the event time", ()
     if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
-        if (pa.types.is_integer(kind) and distinct == rows
-                and (_ID_NAME.search(name) or _names_rows(column))):
+        if (
+            pa.types.is_integer(kind)
+            and distinct == rows
+            and (_ID_NAME.search(name) or _names_rows(column))
+        ):
             return "identifier", "drop: identifier (unique per row)", ()
         return "numeric", "impute median + scale", ()
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):

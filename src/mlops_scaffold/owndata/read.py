@@ -45,8 +45,9 @@ def file_format(path: Path) -> Literal["csv", "parquet"]:
     kind = FORMATS.get(path.suffix.lower())
     if kind is None:
         allowed = ", ".join(FORMATS)
-        raise DataError(f"{path}: unsupported file type {path.suffix or '(none)'!r}; "
-                        f"--data takes {allowed}")
+        raise DataError(
+            f"{path}: unsupported file type {path.suffix or '(none)'!r}; --data takes {allowed}"
+        )
     return kind
 
 

@@ -30,7 +30,14 @@ Kind = Literal[
     "numeric", "categorical", "boolean", "datetime", "identifier", "text", "constant", "other"
 ]
 KINDS: tuple[Kind, ...] = (
-    "numeric", "categorical", "boolean", "datetime", "identifier", "text", "constant", "other"
+    "numeric",
+    "categorical",
+    "boolean",
+    "datetime",
+    "identifier",
+    "text",
+    "constant",
+    "other",
 )
 Role = Literal["feature", "target", "entity", "timestamp", "dropped"]
 ROLES: tuple[Role, ...] = ("feature", "target", "entity", "timestamp", "dropped")
