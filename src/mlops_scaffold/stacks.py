@@ -14,6 +14,7 @@ of the template; :meth:`Stack.to_answers` turns a stack into those answers.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -357,7 +358,7 @@ def _load_raw(path: Path) -> dict[str, Any]:
                 raise StackError(f"{current}: {section} must be a mapping")
         file = raw.get("data", {}).get("file")
         if isinstance(file, str) and file and not Path(file).is_absolute():
-            raw["data"] = {**raw["data"], "file": str(current.parent / file)}
+            raw["data"] = {**raw["data"], "file": os.path.normpath(current.parent / file)}
         chain.append((current, raw))
         parent_ref = raw.get("extends")
         if parent_ref is None:

@@ -116,7 +116,7 @@ def infer_schema(request: DataRequest) -> DataSchema:
     for name, source in zip(table.column_names, sources, strict=True):
         column = table.column(name)
         missing = round(_missing(column) / table.num_rows, 4)
-        distinct = int(pc.count_distinct(column).as_py())
+        distinct = int(pc.count_distinct(column).as_py()) if _supported(column.type) else 0
         dtype = str(column.type)
         if name == target:
             action = f"target: {task}" + (f", {len(classes)} classes" if classes else "")
@@ -219,6 +219,8 @@ def _task(
 ) -> tuple[Task, tuple[Scalar, ...]]:
     """Return the task and, for a classification, its classes; refuse unusable targets."""
     kind = labels.type
+    if not _supported(kind):
+        raise DataError(f"{where}: target {target!r} has the unsupported type {kind}")
     distinct = int(pc.count_distinct(labels).as_py())
     if distinct == 1:
         value = labels.drop_null()[0].as_py()
@@ -249,6 +251,20 @@ def _task(
                 "class needs at least 2 (drop those rows or merge rare classes)"
             )
     return ("binary" if distinct == 2 else "multiclass"), _sorted_values(labels)
+
+
+def _supported(kind: pa.DataType) -> bool:
+    """Whether a column of this type can be a feature: numbers, booleans, text, times."""
+    return bool(
+        pa.types.is_integer(kind)
+        or pa.types.is_floating(kind)
+        or pa.types.is_decimal(kind)
+        or pa.types.is_boolean(kind)
+        or pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_null(kind)
+        or _is_time(kind)
+    )
 
 
 def _is_time(kind: pa.DataType) -> bool:
@@ -362,9 +378,8 @@ def _classify(
 ) -> tuple[Kind, str, tuple[Scalar, ...]]:
     """Kind, pipeline action and categories of a column that is neither target nor key."""
     kind = column.type
-    if pa.types.is_dictionary(kind):
-        column = pc.cast(column, kind.value_type)
-        kind = column.type
+    if not _supported(kind):
+        return "other", f"drop: unsupported type {kind}", ()
     rows = len(column)
     present = rows - _missing(column)
     if present == 0:
@@ -383,8 +398,6 @@ def _classify(
         ):
             return "identifier", "drop: identifier (unique per row)", ()
         return "numeric", "impute median + scale", ()
-    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
-        return "other", f"drop: unsupported type {kind}", ()
     values = _sorted_values(column) if distinct <= MAX_CATEGORIES else ()
     if distinct == 2 and frozenset(str(value).lower() for value in values) in _BOOLEAN_WORDS:
         return "boolean", "impute most frequent, as 0/1", values

@@ -85,7 +85,7 @@ def memory_limit() -> int:
 
 
 def _gib(size: int) -> str:
-    return f"{size / 1024**3:.2f} GiB" if size >= 1024**3 else f"{size / 1024**2:.0f} MiB"
+    return f"{size / 1024**3:.2f} GiB" if size >= 1024**3 else f"{size / 1024**2:.1f} MiB"
 
 
 def _estimate(path: Path, kind: str) -> int:
@@ -140,6 +140,17 @@ def read_table(path: Path) -> pa.Table:
         raise DataError(f"{path}: not a readable {kind} file ({_first_line(exc)})") from None
     if table.num_columns == 0 or table.num_rows == 0:
         raise DataError(f"{path}: the table has no rows")
+    return _decode_dictionaries(table)
+
+
+def _decode_dictionaries(table: pa.Table) -> pa.Table:
+    """Return ``table`` with dictionary-encoded columns (pandas categoricals) as plain values."""
+    import pyarrow as pa
+
+    for index, field in enumerate(table.schema):
+        if pa.types.is_dictionary(field.type):
+            plain = table.column(index).cast(field.type.value_type)
+            table = table.set_column(index, field.name, plain)
     return table
 
 
