@@ -178,6 +178,10 @@ def test_mixed_kinds(tmp_path: Path) -> None:
     assert columns["price"].missing_share == pytest.approx(45 / rows, abs=1e-4)  # NaN too
     assert kinds["empty"] == ("constant", "dropped")
     assert columns["empty"].action == "drop: no value in any row"
+    # NaN in a float target counts as missing, like null: those rows are left out
+    by_price = infer(write(table, tmp_path, "mixed", ".parquet"), "price")
+    assert (by_price.task, by_price.rows, by_price.rows_without_target) == (
+        "regression", rows - 45, 45)
 
 
 def test_schema_is_stable_and_serialisable(tmp_path: Path) -> None:
@@ -243,3 +247,15 @@ def test_names_that_cannot_be_identifiers_are_refused(name: str, message: str) -
     with pytest.raises(DataError, match=r"^t\.csv: ") as caught:
         normalise_columns(["ok", name], "t.csv")
     assert message in caught.value.message
+
+
+def test_csv_column_that_widens_after_the_first_block(tmp_path: Path) -> None:
+    """Integers for the first megabytes, then a decimal: read as floats, not refused."""
+    path = tmp_path / "late.csv"
+    path.write_text("a,b,y\n" + "1,x,0\n2,z,1\n" * 200_000 + "1.5,y,1\n", encoding="utf-8")
+    schema = infer(path, "y")
+    columns = {column.name: column for column in schema.columns}
+    a = columns["a"]
+    assert (a.dtype, a.kind, a.distinct) == ("double", "numeric", 3)
+    assert columns["b"].categories == ("x", "y", "z")
+    assert schema.rows == 400_001

@@ -6,7 +6,6 @@ written: DEST is never created, with or without `--dry-run`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from importlib.resources import files
 from pathlib import Path
 
@@ -17,22 +16,11 @@ from typer.testing import CliRunner
 
 from mlops_scaffold.cli import app
 
+from .test_bad_inputs import Setup
+from .test_bad_inputs import bytes_file as raw
+from .test_bad_inputs import text_file as csv
+
 PENGUINS_RAW = Path(str(files("palmerpenguins") / "data" / "penguins-raw.csv"))
-Setup = Callable[[Path], None]
-
-
-def csv(name: str, text: str) -> Setup:
-    def build(root: Path) -> None:
-        (root / name).write_text(text, encoding="utf-8")
-
-    return build
-
-
-def raw(name: str, content: bytes) -> Setup:
-    def build(root: Path) -> None:
-        (root / name).write_bytes(content)
-
-    return build
 
 
 def penguins(root: Path) -> None:
