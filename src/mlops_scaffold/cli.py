@@ -236,8 +236,11 @@ def _print_schema(schema: DataSchema) -> None:
         f"{schema.entity} (generated: the row number)" if schema.entity_generated else schema.entity
     )
     out.print(f"Entity: {entity}.", soft_wrap=True)
+    from .owndata.schema import SYNTHETIC_EVENT_START
+
+    synthetic = f"no date/time column, so row i gets {SYNTHETIC_EVENT_START} + i seconds"
     event = (
-        f"{schema.timestamp} (synthetic: {SYNTHETIC_NOTE})"
+        f"{schema.timestamp} (synthetic: {synthetic})"
         if schema.timestamp_synthetic
         else schema.timestamp
     )
@@ -250,9 +253,6 @@ def _print_schema(schema: DataSchema) -> None:
         "Generating a project from this table comes in a later release; nothing was written.",
         soft_wrap=True,
     )
-
-
-SYNTHETIC_NOTE = "no date/time column, so row i gets 2025-01-01T00:00:00Z + i seconds"
 
 
 @app.command()

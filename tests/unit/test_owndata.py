@@ -74,6 +74,7 @@ def test_sklearn_datasets(
     # no column identifies a row and there is no date: both are generated, and say so
     assert (schema.entity, schema.entity_generated) == ("row_id", True)
     assert (schema.timestamp, schema.timestamp_synthetic) == ("event_timestamp", True)
+    assert schema.to_dict()["synthetic_event_start"] == "2025-01-01T00:00:00+00:00"
     assert [column.name for column in schema.columns if column.role == "target"] == ["target"]
 
 
@@ -191,6 +192,7 @@ def test_schema_is_stable_and_serialisable(tmp_path: Path) -> None:
     data = json.loads(first.to_json())
     assert data["schema_version"] == SCHEMA_VERSION
     assert list(data)[:4] == ["schema_version", "source", "file_format", "rows"]
+    assert data["synthetic_event_start"] is None  # Date Egg is the event time
     assert data["columns"][0] == {
         "name": "studyname", "source": "studyName", "dtype": "string", "kind": "categorical",
         "role": "feature", "missing_share": 0.0, "distinct": 3,

@@ -173,7 +173,7 @@ def test_dry_run_without_entity_or_time_says_what_is_generated(
     assert code == 0
     assert "Entity: row_id (generated: the row number)." in stdout
     assert "Event time: event_timestamp (synthetic: no date/time column, so row i gets " \
-           "2025-01-01T00:00:00Z + i seconds)." in stdout
+           "2025-01-01T00:00:00+00:00 + i seconds)." in stdout
 
 
 def test_new_with_data_is_refused_until_generation_exists(

@@ -122,7 +122,8 @@ class DataSchema:
             {**column, "categories": list(column["categories"])} for column in data["columns"]
         ]
         data["classes"] = list(self.classes)
-        return {"schema_version": SCHEMA_VERSION, **data}
+        start = SYNTHETIC_EVENT_START if self.timestamp_synthetic else None
+        return {"schema_version": SCHEMA_VERSION, **data, "synthetic_event_start": start}
 
     def to_json(self) -> str:
         """Return :meth:`to_dict` as indented JSON text (ends with a newline)."""
