@@ -261,3 +261,12 @@ def test_csv_column_that_widens_after_the_first_block(tmp_path: Path) -> None:
     assert (a.dtype, a.kind, a.distinct) == ("double", "numeric", 3)
     assert columns["b"].categories == ("x", "y", "z")
     assert schema.rows == 400_001
+
+
+def test_text_that_is_not_utf8_is_dropped_with_the_reason(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("name,x,y\ncafé,1.5,0\nthé,2.5,1\ncafé,0.5,0\nthé,3.5,1\n".encode("latin-1"))
+    columns = {column.name: column for column in infer(path, "y").columns}
+    assert (columns["name"].kind, columns["name"].role) == ("other", "dropped")
+    assert columns["name"].action == "drop: bytes that are not UTF-8 text (save the file as UTF-8)"
+    assert columns["x"].kind == "numeric"

@@ -406,6 +406,8 @@ def _classify(
 ) -> tuple[Kind, str, tuple[Scalar, ...]]:
     """Kind, pipeline action and categories of a column that is neither target nor key."""
     kind = column.type
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+        return "other", "drop: bytes that are not UTF-8 text (save the file as UTF-8)", ()
     if not _supported(kind):
         return "other", f"drop: unsupported type {kind}", ()
     rows = len(column)
