@@ -270,3 +270,13 @@ def test_text_that_is_not_utf8_is_dropped_with_the_reason(tmp_path: Path) -> Non
     assert (columns["name"].kind, columns["name"].role) == ("other", "dropped")
     assert columns["name"].action == "drop: bytes that are not UTF-8 text (save the file as UTF-8)"
     assert columns["x"].kind == "numeric"
+
+
+def test_generated_entity_and_event_time_do_not_take_a_column_name(tmp_path: Path) -> None:
+    path = tmp_path / "clash.csv"
+    path.write_text("Row ID,event timestamp,x,y\n1,a,0.5,0\n1,b,1.5,1\n2,a,2.5,0\n2,b,3.5,1\n",
+                    encoding="utf-8")
+    schema = infer(path, "y")
+    assert [column.name for column in schema.columns] == ["row_id", "event_timestamp", "x", "y"]
+    assert (schema.entity, schema.entity_generated) == ("row_id_2", True)
+    assert (schema.timestamp, schema.timestamp_synthetic) == ("event_timestamp_2", True)
