@@ -27,6 +27,7 @@ from .errors import (
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from .owndata.schema import DataSchema
     from .update import DiffResult, UpdateResult
     from .verify import VerifyReport
 
@@ -129,19 +130,60 @@ def new(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the plan; write nothing.")
     ] = False,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            "--data",
+            metavar="FILE",
+            help="Your own table (CSV or Parquet): with --dry-run, show its inferred schema.",
+        ),
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option("--target", metavar="COLUMN", help="Column to predict.")
+    ] = None,
+    entity: Annotated[
+        str | None,
+        typer.Option("--entity", metavar="COLUMN", help="Column identifying an entity."),
+    ] = None,
+    timestamp: Annotated[
+        str | None, typer.Option("--timestamp", metavar="COLUMN", help="Event time column.")
+    ] = None,
+    task: Annotated[
+        str | None,
+        typer.Option(
+            "--task",
+            metavar="classification|regression",
+            help="Task (default: inferred from the target).",
+        ),
+    ] = None,
 ) -> None:
     """Render a stack into DEST: a project that sets up and verifies end to end."""
     with _user_errors():
         from .errors import UsageError
         from .project import create_project, plan_project
-        from .stacks import load_stack
+        from .stacks import data_spec, load_stack
 
         if (profile is None) == (stack is None):
             raise UsageError("give exactly one of --profile NAME or --stack FILE")
         resolved = load_stack(profile, stack, overrides or [])
+        spec = data_spec(resolved, data, target, entity, timestamp, task)
+        schema = None
+        if spec is not None:
+            from .owndata.infer import DataRequest, infer_schema
+
+            schema = infer_schema(
+                DataRequest(Path(spec.file), spec.target, spec.entity, spec.timestamp, spec.task)
+            )
         if dry_run:
             _print_plan(plan_project(resolved, dest))
+            if schema is not None:
+                _print_schema(schema)
             return
+        if schema is not None:
+            raise UsageError(
+                "generating a project from your own data (--data) is not available yet in "
+                "this release; add --dry-run to see the schema inferred from it"
+            )
         interactive = not defaults and sys.stdin.isatty() and sys.stdout.isatty()
         project = create_project(resolved, dest, interactive=interactive, init_git=not no_git)
         # Plain print: importing rich for two lines would cost more than the render.
@@ -166,6 +208,51 @@ def _print_plan(plan: Any) -> None:
     out.print(f"Files ({len(plan.files)}):")
     for name in plan.files:
         out.print(f"  {name}")
+
+
+def _print_schema(schema: DataSchema) -> None:
+    from rich import box
+    from rich.table import Table
+
+    out = _console()
+    out.print(f"Schema inferred from {schema.source}:", soft_wrap=True)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for header in ("column", "kind", "missing", "role"):
+        table.add_column(header, no_wrap=True, overflow="fold")
+    table.add_column("pipeline", ratio=1)
+    for column in schema.columns:
+        table.add_row(
+            column.name, column.kind, f"{column.missing_share:.1%}", column.role, column.action
+        )
+    out.print(table)
+    task = schema.task + ("" if schema.task_given else " (inferred)")
+    classes = f", classes {', '.join(map(str, schema.classes))}" if schema.classes else ""
+    out.print(f"Task: {task}, target {schema.target}{classes}.", soft_wrap=True)
+    left_out = f"; {schema.rows_without_target} without a target left out" * bool(
+        schema.rows_without_target
+    )
+    out.print(f"Rows: {schema.rows}{left_out}.", soft_wrap=True)
+    entity = (
+        f"{schema.entity} (generated: the row number)" if schema.entity_generated else schema.entity
+    )
+    out.print(f"Entity: {entity}.", soft_wrap=True)
+    from .owndata.schema import SYNTHETIC_EVENT_START
+
+    synthetic = f"no date/time column, so row i gets {SYNTHETIC_EVENT_START} + i seconds"
+    event = (
+        f"{schema.timestamp} (synthetic: {synthetic})"
+        if schema.timestamp_synthetic
+        else schema.timestamp
+    )
+    out.print(f"Event time: {event}.", soft_wrap=True)
+    if schema.renames:
+        out.print("Column names normalised (as in the file -> as in the project):")
+        for source, name in schema.renames.items():
+            out.print(f"  {source!r} -> {name}", soft_wrap=True)
+    out.print(
+        "Generating a project from this table comes in a later release; nothing was written.",
+        soft_wrap=True,
+    )
 
 
 @app.command()

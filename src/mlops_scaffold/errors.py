@@ -10,7 +10,8 @@ code meaning
 ==== ==========================================================================
 0    success
 1    a user error: one line ``error: ...`` naming the file, key or argument
-2    usage: arguments or options that do not fit together, unknown or missing
+2    usage: arguments or options that do not fit together, unknown or missing;
+     also ``new --data`` without ``--dry-run`` (not available yet in this release)
 3    ``verify``/``smoke``: the generated project's verification ran and failed
 4    ``update``: merged with conflicts, left in progress for the user
 130  interrupted (Ctrl-C)
@@ -27,6 +28,7 @@ __all__ = [
     "EXIT_VERIFY_FAILED",
     "CatalogueError",
     "ContainerEngineError",
+    "DataError",
     "DestinationError",
     "MergeConflictError",
     "ProjectError",
@@ -85,6 +87,10 @@ class RenderError(ScaffoldError):
 
 class ProjectError(ScaffoldError):
     """A directory is not a generated project, or not in a state we can work on."""
+
+
+class DataError(ScaffoldError):
+    """A ``--data`` table cannot be used: unreadable, too large, or unfit for its target."""
 
 
 class ToolMissingError(ScaffoldError):

@@ -74,13 +74,20 @@ HELP: dict[tuple[str, ...], tuple[int, int, str]] = {
         "  dest <path>  Directory to create (must not exist or be empty).  [required]\n"
         "\n"
         "Options:\n"
-        "  -p, --profile <str>  Built-in profile (see `profiles`).\n"
-        "  -s, --stack <path>   Custom stack file (YAML).\n"
-        "  --set KEY=VALUE      Override a slot or setting; repeatable.\n"
-        "  --defaults           Answer every question from the stack.\n"
-        "  --no-git             Do not git-init and commit the project.\n"
-        "  --dry-run            Print the plan; write nothing.\n"
-        "  --help               Show this message and exit.\n",
+        "  -p, --profile <str>             Built-in profile (see `profiles`).\n"
+        "  -s, --stack <path>              Custom stack file (YAML).\n"
+        "  --set KEY=VALUE                 Override a slot or setting; repeatable.\n"
+        "  --defaults                      Answer every question from the stack.\n"
+        "  --no-git                        Do not git-init and commit the project.\n"
+        "  --dry-run                       Print the plan; write nothing.\n"
+        "  --data FILE                     Your own table (CSV or Parquet): with --dry-\n"
+        "                                  run, show its inferred schema.\n"
+        "  --target COLUMN                 Column to predict.\n"
+        "  --entity COLUMN                 Column identifying an entity.\n"
+        "  --timestamp COLUMN              Event time column.\n"
+        "  --task classification|regression\n"
+        "                                  Task (default: inferred from the target).\n"
+        "  --help                          Show this message and exit.\n",
     ),
     ("profiles", "--help"): (
         1,

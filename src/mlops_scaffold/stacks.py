@@ -15,10 +15,11 @@ template; :meth:`Stack.to_answers` turns a stack into those answers.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import (
@@ -32,14 +33,16 @@ from pydantic import (
 )
 
 from .catalogue import catalogue, check_compatibility
-from .errors import StackError
+from .errors import StackError, UsageError
 from .resources import stacks_dir
 
 __all__ = [
+    "DataSpec",
     "Slots",
     "Stack",
     "StackSettings",
     "builtin_profiles",
+    "data_spec",
     "load_reference",
     "load_stack",
     "stack_from_answers",
@@ -130,6 +133,26 @@ else:
     Slots, StackSettings = _catalogue_models()
 
 
+TASKS = ("classification", "regression")
+
+
+class DataSpec(BaseModel):
+    """The user's own table (``data:`` of a stack file, or ``new --data FILE --target ...``).
+
+    ``file`` is a CSV or Parquet path; in a stack file a relative path is resolved
+    against the file that names it. ``entity``, ``timestamp`` and ``task`` are inferred
+    when left out.
+    """
+
+    model_config = _STRICT
+
+    file: str = Field(min_length=1)
+    target: str = Field(min_length=1)
+    entity: str | None = Field(default=None, min_length=1)
+    timestamp: str | None = Field(default=None, min_length=1)
+    task: Literal["classification", "regression"] | None = None
+
+
 class Stack(BaseModel):
     """A fully resolved stack: what ``new`` renders."""
 
@@ -140,6 +163,7 @@ class Stack(BaseModel):
     extends: str | None = None
     slots: Slots
     settings: StackSettings = Field(default_factory=StackSettings)
+    data: DataSpec | None = None
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> Stack:
@@ -349,9 +373,12 @@ def _load_raw(path: Path) -> dict[str, Any]:
         if len(chain) >= MAX_EXTENDS_DEPTH:
             raise StackError(f"{path}: extends chain longer than {MAX_EXTENDS_DEPTH} stack files")
         raw = _read_yaml(current)
-        for section in ("slots", "settings"):
+        for section in ("slots", "settings", "data"):
             if section in raw and not isinstance(raw[section], dict):
                 raise StackError(f"{current}: {section} must be a mapping")
+        file = raw.get("data", {}).get("file")
+        if isinstance(file, str) and file and not Path(file).is_absolute():
+            raw["data"] = {**raw["data"], "file": os.path.normpath(current.parent / file)}
         chain.append((current, raw))
         parent_ref = raw.get("extends")
         if parent_ref is None:
@@ -408,6 +435,7 @@ def _format_validation_error(
             allowed = {
                 "slots": SLOT_KEYS,
                 "settings": SETTING_KEYS,
+                "data": tuple(DataSpec.model_fields),
             }.get(section or "", tuple(Stack.model_fields))
             problems.append(f"unknown key {shown(location)} (allowed: {', '.join(allowed)})")
         elif error["type"] == "missing":
@@ -520,6 +548,46 @@ def load_reference(reference: str) -> Stack:
     if candidate.suffix in {".yaml", ".yml"} or candidate.is_file():
         return load_stack(stack_file=candidate)
     return load_stack(profile=reference)
+
+
+def data_spec(
+    stack: Stack,
+    file: str | None = None,
+    target: str | None = None,
+    entity: str | None = None,
+    timestamp: str | None = None,
+    task: str | None = None,
+) -> DataSpec | None:
+    """Return the stack's ``data`` with each given option (``--data``...) replacing its key.
+
+    Raises :class:`UsageError` for a role without a file, a file without a target and a
+    task other than classification or regression.
+    """
+    options = {
+        "file": file,
+        "target": target,
+        "entity": entity,
+        "timestamp": timestamp,
+        "task": task,
+    }
+    given = {key: value for key, value in options.items() if value is not None}
+    for key, value in given.items():
+        if not value.strip():
+            raise UsageError(f"--{'data' if key == 'file' else key} needs a value")
+    if task is not None and task not in TASKS:
+        raise UsageError(f"--task {shown(task)}: allowed tasks are {', '.join(TASKS)}")
+    if stack.data is None:
+        if not given:
+            return None
+        if file is None:
+            raise UsageError(
+                "--target, --entity, --timestamp and --task go with --data FILE "
+                "(or a data: mapping in the stack file)"
+            )
+        if target is None:
+            raise UsageError("--data needs --target COLUMN: the column to predict")
+        return DataSpec.model_validate(given)
+    return stack.data.model_copy(update=given)
 
 
 def _answers_key(loc: tuple[Any, ...]) -> str:

@@ -10,7 +10,8 @@ import pytest
 
 import mlops_scaffold
 
-MODULES = ["errors", "project", "stacks", "update", "verify", "render"]
+MODULES = ["errors", "project", "stacks", "update", "verify", "render", "owndata.infer",
+           "owndata.names", "owndata.read", "owndata.schema"]
 
 
 def test_every_public_name_resolves() -> None:

@@ -12,7 +12,8 @@ def test_help_does_not_import_copier_or_pydantic() -> None:
         "    cli.main(['--help'])\n"
         "except SystemExit:\n"
         "    pass\n"
-        "heavy = [m for m in ('copier', 'pydantic', 'rich.table', 'yaml') if m in sys.modules]\n"
+        "heavy = [m for m in ('copier', 'pydantic', 'rich.table', 'yaml', 'pyarrow')\n"
+        "         if m in sys.modules]\n"
         "print('HEAVY=' + ','.join(heavy))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
