@@ -9,8 +9,9 @@ session. The fingerprint is the content, with the package name normalised, of:
 
 * the test module, every non-test file under ``tests/`` (conftest, helpers, configs);
 * every ``src`` module the module, the conftest or the helpers it names import, through
-  the package's own imports, plus the stage modules they name as strings (``_run_stage
-  ("features")`` runs ``python -m <package>.features``);
+  the package's own imports, plus the modules they name as strings: dotted paths in code
+  run in a subprocess (``f"from {package}.serving.app import ..."``) and stage names
+  (``_run_stage("features")`` runs ``python -m <package>.pipeline.features``);
 * the project files the code reads at run time: ``feature_repo/`` and the sections of
   ``params.yaml`` that the code or the tests name.
 
@@ -128,18 +129,36 @@ def _closure(
 
 
 def _seeds(texts: list[str], src: Path, package: str) -> set[str]:
-    """Project modules the test texts import or name (``"features"`` as a stage)."""
+    """Project modules the test texts import or name (``"features"`` as a stage).
+
+    A bare name is looked up in the package and in each of its subpackages
+    (``pipeline.features``); an f-string is read with each replacement field standing for
+    the package (``f"from {package}.config import ..."``). Both over-approximate: names
+    that are no module are dropped, and a seed too many only makes a module run again.
+    """
     seeds: set[str] = set()
     dotted_use = re.compile(rf"(?<![\w.]){re.escape(package)}((?:\.\w+)+)")
+    root = src / package
+    prefixes = [package] + [
+        f"{package}.{path.name}"
+        for path in sorted(root.iterdir())
+        if (path / "__init__.py").is_file()
+    ]
     for text in texts:
         for node in ast.walk(ast.parse(text)):
             seeds |= _imported(node, package, [])  # tests import absolutely
+            if isinstance(node, ast.JoinedStr):
+                value = "".join(
+                    part.value if isinstance(part, ast.Constant) else package
+                    for part in node.values
+                )
+                seeds |= {package + dotted for dotted in dotted_use.findall(value)}
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 # code run in a subprocess ("from pkg.serving.app import ...") and stages
                 # named as strings ("features"); names that are no module are dropped below
                 seeds |= {package + dotted for dotted in dotted_use.findall(node.value)}
                 if re.fullmatch(r"[a-z_][a-z0-9_]*", node.value):
-                    seeds.add(f"{package}.{node.value}")
+                    seeds |= {f"{prefix}.{node.value}" for prefix in prefixes}
     return {seed for seed in seeds if _module_path(src, seed) is not None} | {package}
 
 

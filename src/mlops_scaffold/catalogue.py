@@ -93,18 +93,19 @@ class Package(BaseModel):
 
 
 class VerifyStep(BaseModel):
-    """A step a choice adds to the generated ``verify`` plan (``verify_plan.py``).
+    """A step a choice adds to the generated ``verify`` plan (``verify/plan.py``).
 
-    ``module.function`` of the generated package runs it once the steps named in ``needs``
-    passed; ``log`` names the process log shown when it fails. It takes the place of the
-    core step it ``replaces``, or goes right ``before``/``after`` a step (at the end when
-    none is given), and only when the stack holds ``when`` (a slot or setting value).
+    ``module.function`` of the generated ``verify`` package (``core``, ``aws``, ...) runs it
+    once the steps named in ``needs`` passed; ``log`` names the process log shown when it
+    fails. It takes the place of the core step it ``replaces``, or goes right
+    ``before``/``after`` a step (at the end when none is given), and only when the stack
+    holds ``when`` (a slot or setting value).
     """
 
     model_config = _STRICT
 
     name: str = Field(min_length=1)
-    module: str = Field(pattern=r"^verify_[a-z0-9_]+$")
+    module: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     function: str = Field(pattern=r"^step_[a-z0-9_]+$")
     needs: tuple[str, ...] = ()
     log: str = ""
@@ -139,7 +140,7 @@ class Choice(BaseModel):
     of the generated ``serving`` package whose router the app includes next to
     ``/predict`` (``v2``, ``sagemaker``: each defines ``create_router`` and
     ``REQUEST_MODELS``; see ``serving/routes.py``) and ``verify_steps`` its steps of
-    the generated ``verify`` (``verify_plan.py``); the shared files (``.env.example``, the
+    the generated ``verify`` (``verify/plan.py``); the shared files (``.env.example``, the
     Makefile, compose, the README, ``pyproject.toml``, the pipelines, the verify plan)
     iterate over the chosen values' contributions instead of asking which component a
     slot holds.

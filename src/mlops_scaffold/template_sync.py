@@ -52,7 +52,7 @@ CONTRIBUTIONS = {
     "packages": ("packages", "unique(attribute='requirement') | list"),
     "serving_packages": ("serving_packages", "unique(attribute='requirement') | list"),
     "stages": ("stages", "unique | list"),
-    "verify_steps": ("verify_steps", "list"),  # verify_plan.py composes them in order
+    "verify_steps": ("verify_steps", "list"),  # verify/plan.py composes them in order
     "serving_routes": ("serving_routes", "unique | sort | list"),
 }
 #: Hidden question listing the chosen values' fragments (``{"point", "path"}``, key order):

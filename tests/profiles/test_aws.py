@@ -58,7 +58,7 @@ def template(out_dir: Path, stack: str) -> dict[str, Any]:
 
 def test_aws_profile_renders_infra_and_drops_it_elsewhere(project: Path, tmp_path: Path) -> None:
     for name in ("infra/app.py", "infra/ml_stack.py", "infra/lint.py", "infra/cdk.json",
-                 ".github/workflows/deploy.yml", "src/aws_demo/verify_aws.py",
+                 ".github/workflows/deploy.yml", "src/aws_demo/verify/aws.py",
                  "src/aws_demo/serving/sagemaker.py", "tests/test_sagemaker.py"):
         assert (project / name).is_file(), name
     store = (project / "feature_repo" / "feature_store.yaml").read_text()
@@ -68,7 +68,7 @@ def test_aws_profile_renders_infra_and_drops_it_elsewhere(project: Path, tmp_pat
     startup = create_project(load_stack("startup"), tmp_path / "startup")
     assert not (startup / "infra").exists()
     assert not (startup / ".github" / "workflows" / "deploy.yml").exists()
-    assert not (startup / "src" / "startup" / "verify_aws.py").exists()
+    assert not (startup / "src" / "startup" / "verify" / "aws.py").exists()
 
 
 def test_deploy_workflow_uses_oidc_not_keys(project: Path) -> None:

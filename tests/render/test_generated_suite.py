@@ -69,7 +69,21 @@ def test_a_params_section_counts_where_the_code_names_it(
 def test_a_stage_run_in_a_subprocess_is_part_of_the_fingerprint(
     twins: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    """test_data_check runs ``python -m <package>.features``: named by a string only."""
+    """test_data_check runs ``python -m <package>.pipeline.features``: named by a string only."""
     before = fingerprints(twins[0])
-    after = changed_copy(tmp_path, "gen_five", "features.py")
+    after = changed_copy(tmp_path, "gen_five", "pipeline/features.py")
     assert before["tests/test_data_check.py"] != after["tests/test_data_check.py"]
+
+
+def test_a_module_named_in_an_f_string_is_part_of_the_fingerprint(
+    twins: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """test_train's subprocess code imports ``f"{package}.serving.app"``, nothing else does.
+
+    The app's routes (``serving/routes.py``) are imported by no module test_train imports,
+    so only the f-string brings them into its fingerprint.
+    """
+    before = fingerprints(twins[0])
+    after = changed_copy(tmp_path, "gen_six", "serving/routes.py")
+    assert before["tests/test_train.py"] != after["tests/test_train.py"]
+    assert before["tests/test_data.py"] == after["tests/test_data.py"]

@@ -218,11 +218,12 @@ def test_generated_pytest_passes(pairwise_projects: dict[str, Path], name: str) 
         assert tests.returncode == 0, tests.stdout[-4000:] + tests.stderr[-2000:]
     package = next(path.name for path in (project / "src").iterdir() if path.is_dir())
     # The rendered verify plan imports; it holds a step only for a stage the stack rendered.
-    code = f"from {package}.verify_plan import PLAN; print(','.join(s.name for s in PLAN))"
+    code = f"from {package}.verify.plan import PLAN; print(','.join(s.name for s in PLAN))"
     plan = subprocess.run([str(venv / "bin" / "python"), "-c", code], cwd=project,
                           capture_output=True, text=True, env=env, check=True).stdout
     steps = plan.strip().split(",")
     assert len(steps) == len(set(steps)), steps
-    if (project / "src" / package / "verify_enterprise.py").is_file():
-        assert ("ray tune" in steps) == (project / "src" / package / "tune_ray.py").is_file()
-        assert ("validation" in steps) == (project / "src" / package / "validate.py").is_file()
+    src = project / "src" / package
+    if (src / "verify" / "enterprise.py").is_file():
+        assert ("ray tune" in steps) == (src / "pipeline" / "tune_ray.py").is_file()
+        assert ("validation" in steps) == (src / "pipeline" / "validate.py").is_file()

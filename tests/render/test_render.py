@@ -54,8 +54,8 @@ def test_answers_record_profile_and_version(rendered: dict[str, Path], variant: 
 
 def test_optional_components_drop_their_files(rendered: dict[str, Path]) -> None:
     full, lean = rendered["startup"], rendered["startup-lean"]
-    assert (full / "src" / "startup" / "tune.py").is_file()
-    assert not (lean / "src" / "startup_lean" / "tune.py").exists()
+    assert (full / "src" / "startup" / "pipeline" / "tune.py").is_file()
+    assert not (lean / "src" / "startup_lean" / "pipeline" / "tune.py").exists()
     assert "tune" in yaml.safe_load((full / "dvc.yaml").read_text())["stages"]
     assert "tune" not in yaml.safe_load((lean / "dvc.yaml").read_text())["stages"]
     assert (full / ".github" / "workflows" / "ci.yml").is_file()

@@ -137,7 +137,7 @@ def test_services_refuse_to_start_with_example_values(enterprise: Path) -> None:
     shutil.copy(enterprise / ".env.example", enterprise / ".env")
     values = env_values(enterprise / ".env")
     env = {name: value for name, value in values.items() if name not in SECRETS}
-    result = run([sys.executable, "-m", "enterprise.services", "mlflow", "--port", "1"],
+    result = run([sys.executable, "-m", "enterprise.platform.services", "mlflow", "--port", "1"],
                  enterprise, PYTHONPATH=str(enterprise / "src"), PROJECT_ROOT=str(enterprise),
                  **env)
     assert result.returncode == 2

@@ -139,7 +139,7 @@ def test_recorded_answers_are_checked_too() -> None:
 def test_contributed_verify_steps_name_functions_of_the_template() -> None:
     """Each ``verify_steps`` entry names a step function its module defines at top level."""
     cat = catalogue()
-    package = template_dir() / "project" / "src" / "{{ package_name }}"
+    package = template_dir() / "project" / "src" / "{{ package_name }}" / "verify"
     steps = [
         step
         for key in cat.all_keys()

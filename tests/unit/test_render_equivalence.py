@@ -117,7 +117,7 @@ def test_fixture_template_renders_as_copier_does(tmp_path: Path) -> None:
                               tmp_path / "My-Project")
     names = assert_same_render(template.root, answers, tmp_path)
     assert "assets/logo.bin" in names
-    assert "src/my_project/tune.py" not in names
+    assert "src/my_project/pipeline/tune.py" not in names
 
 
 FEATURES_CONFIG = """\

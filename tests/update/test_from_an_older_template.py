@@ -2,11 +2,12 @@
 
 The older template is taken from this repository's history (``templates/`` at
 ``BEFORE_CATALOGUE``, the last commit before component folders, manifests and
-contributions), rendered for every built-in profile, edited as a user would, committed,
-then updated with today's template (the older template's recorded ``serving``, where the
-app runs, is read as today's ``serving`` + ``serving_platform``): every edit survives, the
-project becomes what a fresh render of today's template plus the edits is, and a second
-update has nothing to do.
+contributions, and before the package's pipeline/platform/verify layout), rendered for
+every built-in profile, edited as a user would (a line added to ``src/<package>/train.py``,
+today's ``pipeline/train.py``), committed, then updated with today's template (the older
+template's recorded ``serving``, where the app runs, is read as today's ``serving`` +
+``serving_platform``): every edit survives, the project becomes what a fresh render of
+today's template plus the edits is, and a second update has nothing to do.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ def older_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "templates"
 
 
+#: The line a user adds to the older render's ``train.py`` (moved to ``pipeline/`` since).
+OUR_LINE = "# Our note: retrained weekly.\n"
+
 #: How the older template spelled where the app runs: one ``serving`` slot.
 OLDER_SERVING = {"kserve": "kserve", "seldon": "seldon", "deployment": "fastapi-deployment"}
 
@@ -75,6 +79,8 @@ def test_an_older_render_updates_onto_today_and_keeps_every_edit(
     (project / "README.md").write_text(readme + "\n## Our notes\nKeep this.\n", "utf-8")
     (project / "notes").mkdir()
     (project / "notes" / "ours.md").write_text("Our own file.\n", encoding="utf-8")
+    train = project / "src" / "churn" / "train.py"
+    train.write_text(train.read_text(encoding="utf-8") + OUR_LINE, encoding="utf-8")
     commit_all(project, "Our edits")
 
     result = update_project(project)
@@ -85,6 +91,10 @@ def test_an_older_render_updates_onto_today_and_keeps_every_edit(
         "\n## Our notes\nKeep this.\n"
     )
     assert (project / "notes" / "ours.md").read_text(encoding="utf-8") == "Our own file.\n"
+    # the edit followed the module to its new place (git's rename detection)
+    assert not train.exists()
+    moved = project / "src" / "churn" / "pipeline" / "train.py"
+    assert moved.read_text(encoding="utf-8").endswith(OUR_LINE)
     # Today's render plus the edits: every other file is exactly today's.
     fresh = create_project(stack, tmp_path / "fresh" / "churn")
     expected = _tree(fresh)
@@ -92,6 +102,9 @@ def test_an_older_render_updates_onto_today_and_keeps_every_edit(
     assert got.pop("notes/ours.md") == b"Our own file.\n"
     assert got.pop("README.md").endswith(b"\n## Our notes\nKeep this.\n")
     expected.pop("README.md")
+    assert got.pop("src/churn/pipeline/train.py") == (
+        expected.pop("src/churn/pipeline/train.py") + OUR_LINE.encode()
+    )
     # the answers differ in _src_path only (the older template sat in a temp dir)
     got_answers, expected_answers = (
         [line for line in tree.pop(".copier-answers.yml").splitlines()

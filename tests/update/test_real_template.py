@@ -28,8 +28,8 @@ def test_switching_tuning_off_removes_its_files_and_keeps_the_edit(tmp_path: Pat
 
     assert result.status == "updated"
     assert result.changes.removed == tuning_files
-    if "src/churn/tune.py" in with_tuning:
-        assert "src/churn/tune.py" in result.changes.removed
+    assert "src/churn/pipeline/tune.py" in with_tuning
+    assert "src/churn/pipeline/tune.py" in result.changes.removed
     for name in tuning_files:
         assert not (project / name).exists(), name
     assert (project / ".gitignore").read_text() == gitignore + "/my-scratch/\n"

@@ -341,7 +341,7 @@ class FeastFeatureLookup:
     def _open(self) -> Any:
         with self._lock:
             if self._store is None:
-                from ..feature_store import open_store
+                from ..platform.feature_store import open_store
 
                 self._store = open_store(self._settings)
             return self._store
@@ -352,6 +352,6 @@ class FeastFeatureLookup:
 
     def __call__(self, customer_ids: list[int]) -> pd.DataFrame:
         """Read the features of ``customer_ids`` in one online-store lookup."""
-        from ..feature_store import online_features
+        from ..platform.feature_store import online_features
 
         return online_features(self._open(), customer_ids)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from .config import Settings, load_settings
+from ..config import Settings, load_settings
+from ..schema import LABEL_COLUMN
 from .data import DataParams, generate
 from .data_check import DataCheckError, read_checked, refuse, run_stage
-from .schema import LABEL_COLUMN
 
 
 def run(settings: Settings) -> dict[str, float]:
@@ -36,7 +36,10 @@ def run(settings: Settings) -> dict[str, float]:
 
 
 def main() -> None:
-    """Entry point of ``python -m <package>.prepare``; exit code 1 on data breaking the contract."""
+    """Entry point of ``python -m <package>.pipeline.prepare``.
+
+    Exit code 1 on data breaking the contract.
+    """
     try:
         summary = run(load_settings())
     except DataCheckError as error:

@@ -1,7 +1,7 @@
 """The core steps of ``verify`` (every project) and their plans, native and against a stack.
 
-:mod:`.verify` runs them; :mod:`.verify_plan` (rendered from the answers) adds the
-steps the chosen components contribute. See :mod:`.verify` for what each step checks.
+:mod:`.runner` runs them; :mod:`.plan` (rendered from the answers) adds the
+steps the chosen components contribute. See :mod:`.runner` for what each step checks.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typing import Any
 
 import httpx
 
-from .config import EXPERIMENT_NAME, MODEL_ALIAS
-from .schema import ENTITY_COLUMN, FEATURE_COLUMNS, FEATURE_DTYPES, TIMESTAMP_COLUMN
-from .verify import (
+from ..config import EXPERIMENT_NAME, MODEL_ALIAS
+from ..schema import ENTITY_COLUMN, FEATURE_COLUMNS, FEATURE_DTYPES, TIMESTAMP_COLUMN
+from .runner import (
     Context,
     Flag,
     PlanStep,
@@ -33,7 +33,7 @@ from .verify import (
     wait_http,
 )
 
-#: The command-line flags of this module's steps (none; see :class:`.verify.Flag`).
+#: The command-line flags of this module's steps (none; see :class:`.runner.Flag`).
 FLAGS: tuple[Flag, ...] = ()
 N_CUSTOMERS = 5
 EXPECTED_METRICS = (
@@ -145,7 +145,8 @@ def step_serving(ctx: Context, client: httpx.Client) -> str:
         SERVING_HOST="127.0.0.1",
         SERVING_PORT=str(port),
     )
-    service = start(ctx, "serving", [sys.executable, "-m", f"{__package__}.serving"], env)
+    serving = f"{__name__.partition('.')[0]}.serving"  # the project's package, next to verify
+    service = start(ctx, "serving", [sys.executable, "-m", serving], env)
     return _serving_ready(ctx, client, f"http://127.0.0.1:{port}", service)
 
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import pandas as pd
 
-from .config import MODEL_ALIAS, Settings, load_settings
-from .schema import FEATURE_COLUMNS, FEATURE_DTYPES
+from ..config import MODEL_ALIAS, Settings, load_settings
+from ..schema import FEATURE_COLUMNS, FEATURE_DTYPES
 
 PREDICTION_COLUMN = "churn_probability"
 # Integer features with at most this many distinct values are compared as categories.
@@ -40,7 +40,7 @@ def add_predictions(
     import mlflow
     import mlflow.sklearn
 
-    from .tracking import champion, normalise_version
+    from ..platform.tracking import champion, normalise_version
 
     version = champion(mlflow.MlflowClient(), settings.model_name)
     if version is None:
@@ -115,7 +115,7 @@ def run(settings: Settings) -> dict[str, Any]:
     """The whole stage: score, compare, save the reports and log them to MLflow."""
     import mlflow
 
-    from .tracking import configure_tracking
+    from ..platform.tracking import configure_tracking
 
     paths = settings.paths
     reference = pd.read_parquet(paths.history, columns=FEATURE_COLUMNS)
@@ -150,7 +150,7 @@ def run(settings: Settings) -> dict[str, Any]:
 
 
 def main() -> None:
-    """Entry point of ``python -m <package>.monitor``."""
+    """Entry point of ``python -m <package>.pipeline.monitor``."""
     summary = run(load_settings())
     print(
         f"monitor: {summary['drifted_columns']}/{summary['n_columns']} columns drifted "

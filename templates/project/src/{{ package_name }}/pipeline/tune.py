@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .config import Settings, load_settings
-from .schema import ENTITY_COLUMN, FEATURE_COLUMNS, LABEL_COLUMN
+from ..config import Settings, load_settings
+from ..schema import ENTITY_COLUMN, FEATURE_COLUMNS, LABEL_COLUMN
 from .train import build_pipeline, load_training_frame, split_holdout
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ def tune(settings: Settings, frame: pd.DataFrame) -> dict[str, Any]:
     import mlflow
     import optuna
 
-    from .tracking import configure_tracking
+    from ..platform.tracking import configure_tracking
 
     section = settings.params["tune"]
     n_trials = int(section["n_trials"])
@@ -108,7 +108,7 @@ def run(
 
 
 def main() -> None:
-    """Entry point of ``python -m <package>.tune``."""
+    """Entry point of ``python -m <package>.pipeline.tune``."""
     result = run(load_settings())
     metric = result["metric"]
     print(

@@ -14,8 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from .config import MODEL_ALIAS, Settings, load_settings
-from .schema import FEATURE_COLUMNS, LABEL_COLUMN
+from ..config import MODEL_ALIAS, Settings, load_settings
+from ..schema import FEATURE_COLUMNS, LABEL_COLUMN
 
 
 def score_version(
@@ -45,7 +45,7 @@ def evaluate_candidate(
     """
     import mlflow
 
-    from .tracking import champion, configure_tracking, normalise_version
+    from ..platform.tracking import champion, configure_tracking, normalise_version
 
     configure_tracking(settings)
     client = mlflow.MlflowClient()
@@ -120,7 +120,7 @@ def _require_version(settings: Settings, version: int) -> None:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from .tracking import configure_tracking
+    from ..platform.tracking import configure_tracking
 
     configure_tracking(settings)
     try:
@@ -146,7 +146,7 @@ def run(settings: Settings) -> dict[str, Any]:
 
 
 def main() -> None:
-    """Entry point of ``python -m <package>.evaluate``."""
+    """Entry point of ``python -m <package>.pipeline.evaluate``."""
     report = run(load_settings())
     verdict = "promoted to" if report["promoted"] else "not promoted;"
     print(

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .config import Settings, load_settings
-from .schema import ENTITY_COLUMN, FEATURE_COLUMNS, FEATURE_DTYPES, FEATURE_REFS, TIMESTAMP_COLUMN
+from ..config import Settings, load_settings
+from ..schema import ENTITY_COLUMN, FEATURE_COLUMNS, FEATURE_DTYPES, FEATURE_REFS, TIMESTAMP_COLUMN
 
 if TYPE_CHECKING:
     from feast import FeatureStore

@@ -19,7 +19,7 @@ from typing import NoReturn
 import numpy as np
 import pandas as pd
 
-from .schema import (
+from ..schema import (
     ENTITY_COLUMN,
     ENTITY_DTYPE,
     FEATURE_CATEGORIES,

@@ -2,8 +2,8 @@
 
 The one verification runner of the project: steps, their shared context, the processes
 they start (each in its own process group), signals, the JSON report and the entry point.
-The steps live in step modules: :mod:`.verify_core` (every project) and the modules of
-the components that contribute steps; :mod:`.verify_plan`, rendered from the project's
+The steps live in step modules: :mod:`.core` (every project) and the modules of
+the components that contribute steps; :mod:`.plan`, rendered from the project's
 answers, lists them in order. A step is a function ``(ctx, client) -> detail`` that
 raises :class:`StepFailed` when its check does not hold; a step module also declares its
 command-line ``FLAGS`` (:class:`Flag`). The core plan:
@@ -62,7 +62,7 @@ from typing import Any, NamedTuple
 
 import httpx
 
-from .config import Settings, load_settings
+from ..config import Settings, load_settings
 
 EXIT_FAILED = 3
 DEFAULT_REPORT = Path("reports") / "verify.json"
@@ -410,12 +410,12 @@ def write_report(path: Path, steps: list[Step], total_seconds: float) -> dict[st
 
 
 def select_plan(ctx: Context) -> tuple[PlanStep, ...]:
-    """The project's plan (:mod:`.verify_plan`): against the stack (``--stack``) or native.
+    """The project's plan (:mod:`.plan`): against the stack (``--stack``) or native.
 
     Against a stack without ``--stack prometheus=URL`` the ``prometheus`` step is left out.
     """
     # Imported here: the plan imports the step modules, which import this module.
-    from . import verify_plan
+    from . import plan as verify_plan
 
     if ctx.stack:
         wanted = set(ctx.stack)
@@ -429,9 +429,9 @@ def select_plan(ctx: Context) -> tuple[PlanStep, ...]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: run every step, print a summary, write the JSON report, return 0 or 3."""
-    from . import verify_plan
+    from . import plan as verify_plan
 
-    parser = argparse.ArgumentParser(prog=f"python -m {__package__}.verify", description=__doc__)
+    parser = argparse.ArgumentParser(prog=f"python -m {__package__}", description=__doc__)
     parser.add_argument("--json", type=Path, default=None, help=f"report path ({DEFAULT_REPORT})")
     parser.add_argument(
         "--no-force", action="store_true", help="let DVC skip up-to-date stages (no -f)"
@@ -478,10 +478,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"verify {verdict} in {report['total_seconds']:.1f} s; report: {report_path}")
     return 0 if report["ok"] else EXIT_FAILED
 
-
-if __name__ == "__main__":
-    # ``python -m`` runs this file as ``__main__``, a second copy of the module: run the
-    # package's ``verify`` instead, whose StepFailed and Context the step modules share.
-    from . import verify as runner
-
-    sys.exit(runner.main())

@@ -16,10 +16,10 @@ from typing import Any
 
 import pandas as pd
 
-from .config import Settings, load_settings
+from ..config import Settings, load_settings
+from ..schema import ENTITY_COLUMN, FEATURE_VIEW, LABEL_COLUMN, TIMESTAMP_COLUMN
 from .data import feature_frame
 from .data_check import DataCheckError, read_checked, refuse, run_stage
-from .schema import ENTITY_COLUMN, FEATURE_VIEW, LABEL_COLUMN, TIMESTAMP_COLUMN
 
 
 def build_tables(history: pd.DataFrame, current: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -53,7 +53,12 @@ def write_tables(settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def publish(settings: Settings, table: pd.DataFrame) -> dict[str, Any]:
     """``feast apply`` the feature repo, then materialize the table's whole time range."""
-    from .feature_store import apply_definitions, materialize, offline_source_uri, open_store
+    from ..platform.feature_store import (
+        apply_definitions,
+        materialize,
+        offline_source_uri,
+        open_store,
+    )
 
     (settings.paths.feature_repo / "data").mkdir(parents=True, exist_ok=True)
     store = open_store(settings)
@@ -67,7 +72,7 @@ def publish(settings: Settings, table: pd.DataFrame) -> dict[str, Any]:
 
 
 def main() -> None:
-    """Entry point of ``python -m <package>.features``."""
+    """Entry point of ``python -m <package>.pipeline.features``."""
     settings = load_settings()
     try:
         table, labels = write_tables(settings)

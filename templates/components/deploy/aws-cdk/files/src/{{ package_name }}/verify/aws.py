@@ -1,7 +1,7 @@
 """The aws-cdk steps of ``verify``: the whole chain on the S3/DynamoDB API, natively.
 
 Listed by ``verify_steps`` of the deploy/aws-cdk component, placed by the rendered
-:mod:`.verify_plan` among the core steps (:mod:`.verify_core`: mlflow server, dvc repro,
+:mod:`.plan` among the core steps (:mod:`.core`: mlflow server, dvc repro,
 champion, serving, predictions, metrics, drift), against ``AWS_ENDPOINT_URL``:
 
 1. ``aws endpoint``    unset or loopback with nothing listening: start ``moto_server`` on
@@ -39,11 +39,11 @@ from pathlib import Path
 import httpx
 import yaml
 
-from . import aws
-from .config import MODEL_ALIAS
-from .schema import ENTITY_COLUMN, FEATURE_COLUMNS, FEATURE_VIEW
-from .verify import Context, Flag, Service, StepFailed, child_env, free_port
-from .verify_core import start_mlflow
+from ..config import MODEL_ALIAS
+from ..platform import aws
+from ..schema import ENTITY_COLUMN, FEATURE_COLUMNS, FEATURE_VIEW
+from .core import start_mlflow
+from .runner import Context, Flag, Service, StepFailed, child_env, free_port
 
 #: ``--real-aws`` of ``python -m <package>.verify``: allow a non-local endpoint.
 FLAGS: tuple[Flag, ...] = (
@@ -115,7 +115,7 @@ def step_model_on_s3(ctx: Context, client: httpx.Client) -> str:
 
 def step_feast_s3(ctx: Context, client: httpx.Client) -> str:
     """Registry on S3; the view's offline source is the S3 copy of the feature table."""
-    from .feature_store import offline_source_uri, open_store
+    from ..platform.feature_store import offline_source_uri, open_store
 
     bucket = aws.buckets()["data"]
     keys = set(aws.list_keys(bucket, "feast/"))

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .config import Settings, load_settings
-from .schema import ENTITY_COLUMN, FEATURE_COLUMNS, LABEL_COLUMN, TIMESTAMP_COLUMN
+from ..config import Settings, load_settings
+from ..schema import ENTITY_COLUMN, FEATURE_COLUMNS, LABEL_COLUMN, TIMESTAMP_COLUMN
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -39,7 +39,7 @@ def score(metric: str, y_true: Any, proba: Any) -> float:
 
 def load_training_frame(settings: Settings, store: FeatureStore | None = None) -> pd.DataFrame:
     """Labels joined point-in-time with their features from Feast; rows missing any dropped."""
-    from .feature_store import historical_features, open_store
+    from ..platform.feature_store import historical_features, open_store
 
     labels = pd.read_parquet(settings.paths.labels)
     frame = historical_features(store or open_store(settings), labels)
@@ -106,7 +106,7 @@ def fit_and_log(
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
-    from .tracking import configure_tracking, model_requirements, normalise_version
+    from ..platform.tracking import configure_tracking, model_requirements, normalise_version
 
     metric = str(settings.params.get("evaluate", {}).get("metric", "roc_auc"))
     x_train, y_train = train[FEATURE_COLUMNS], train[LABEL_COLUMN]
@@ -188,7 +188,7 @@ def run(settings: Settings, frame: pd.DataFrame | None = None) -> dict[str, Any]
 
 
 def main() -> None:
-    """Entry point of ``python -m <package>.train``."""
+    """Entry point of ``python -m <package>.pipeline.train``."""
     report = run(load_settings())
     metric = report["metric"]
     print(

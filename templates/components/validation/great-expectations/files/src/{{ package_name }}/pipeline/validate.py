@@ -16,8 +16,8 @@ from typing import Any
 
 import pandas as pd
 
-from .config import Settings, load_settings
-from .schema import ENTITY_COLUMN, FEATURE_COLUMNS, FEATURE_RANGES, LABEL_COLUMN, TIMESTAMP_COLUMN
+from ..config import Settings, load_settings
+from ..schema import ENTITY_COLUMN, FEATURE_COLUMNS, FEATURE_RANGES, LABEL_COLUMN, TIMESTAMP_COLUMN
 
 EXIT_INVALID = 1
 # column -> (min, max): the data contract's ranges (schema.py).
@@ -114,7 +114,7 @@ def run(settings: Settings) -> dict[str, Any]:
 
 
 def main() -> None:
-    """Entry point of ``python -m <package>.validate``; exit code 1 on failed validation."""
+    """Entry point of ``python -m <package>.pipeline.validate``; exit code 1 if it fails."""
     try:
         summary = run(load_settings())
     except ValidationFailed as exc:

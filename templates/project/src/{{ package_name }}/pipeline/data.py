@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .schema import ENTITY_COLUMN, FEATURE_COLUMNS, FEATURE_DTYPES, LABEL_COLUMN, TIMESTAMP_COLUMN
+from ..schema import ENTITY_COLUMN, FEATURE_COLUMNS, FEATURE_DTYPES, LABEL_COLUMN, TIMESTAMP_COLUMN
 
 # Columns the drift of the current batch acts on.
 DRIFTED_FEATURES: tuple[str, ...] = ("monthly_charges", "support_calls", "payment_delay_days")

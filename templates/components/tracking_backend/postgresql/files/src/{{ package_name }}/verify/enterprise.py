@@ -1,7 +1,7 @@
 """The shared services' steps of ``verify`` (tracking_backend=postgresql), checked for real.
 
 Listed by ``verify_steps`` of that setting value (the catalogue's settings.yml), placed
-by the rendered :mod:`.verify_plan`: ``mlflow server`` (:func:`step_mlflow`) takes the
+by the rendered :mod:`.plan`: ``mlflow server`` (:func:`step_mlflow`) takes the
 core step's place (PostgreSQL backend store, artifacts proxied to S3, basic auth), and
 these follow the core steps:
 
@@ -33,11 +33,11 @@ from typing import Any
 import httpx
 import yaml
 
-from .services import env, mlflow_server, redis_client, s3_client
-from .verify import Context, Flag, StepFailed, free_port, start, wait_http
-from .verify_core import start_mlflow
+from ..platform.services import env, mlflow_server, redis_client, s3_client
+from .core import start_mlflow
+from .runner import Context, Flag, StepFailed, free_port, start, wait_http
 
-#: The command-line flags of this module's steps (none; see :class:`.verify.Flag`).
+#: The command-line flags of this module's steps (none; see :class:`.runner.Flag`).
 FLAGS: tuple[Flag, ...] = ()
 
 
@@ -84,7 +84,7 @@ def step_mlflow_auth(ctx: Context, client: httpx.Client) -> str:
     """Anonymous calls get 401; artifacts sit in S3; the registry lives in PostgreSQL."""
     import psycopg2
 
-    from .services import sqlalchemy_url
+    from ..platform.services import sqlalchemy_url
 
     url = f"{ctx.values['tracking_uri']}/api/2.0/mlflow/experiments/search?max_results=1"
     anonymous = client.get(url)

@@ -10,7 +10,7 @@ Everything is read from the environment (``.env``; see ``.env.example``):
 ``AWS_ENDPOINT_URL``          S3 API (moto_server or MinIO); ``S3_BUCKET`` the bucket.
 ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD``  MLflow's admin account.
 
-``python -m <package>.services`` (``make dev-services``) prepares them idempotently: roles
+``python -m <package>.platform.services`` (``make dev-services``) prepares them idempotently: roles
 and databases named by the URIs, the bucket, the DVC remote (``.dvc/config.local``,
 endpoint only: credentials stay in the environment) and, when nothing listens on a local
 S3 port, a ``moto_server`` there (its own virtualenv, ``.dev-services/``).
@@ -29,8 +29,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .config import find_project_root
-from .envfile import EXIT_INVALID, SecretError, require
+from ..config import find_project_root
+from ..envfile import EXIT_INVALID, SecretError, require
 
 MOTO_VERSION = "5.2.5"
 # Only values without credentials: every URI carrying a password comes from .env.
@@ -265,7 +265,7 @@ def prepare(root: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m <package>.services`` (``make dev-services``); ``mlflow --port N`` runs
+    """``python -m <package>.platform.services`` (``make dev-services``); ``mlflow --port N`` runs
     the MLflow server in the foreground (``make mlflow``)."""
     args = sys.argv[1:] if argv is None else argv
     root = find_project_root()

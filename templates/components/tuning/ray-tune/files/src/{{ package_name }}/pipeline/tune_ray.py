@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from .config import EXPERIMENT_NAME, Settings, load_settings
+from ..config import EXPERIMENT_NAME, Settings, load_settings
 from .train import split_holdout
 from .tune import cv_score
 from .tune import run as run_stage
@@ -35,7 +35,7 @@ def tune(settings: Settings, frame: pd.DataFrame) -> dict[str, Any]:
     from ray.air.integrations.mlflow import MLflowLoggerCallback
     from ray.tune.search.optuna import OptunaSearch
 
-    from .tracking import configure_tracking
+    from ..platform.tracking import configure_tracking
 
     section = settings.params["tune"]
     n_trials = int(section["n_trials"])
@@ -109,7 +109,7 @@ def run(settings: Settings, frame: pd.DataFrame | None = None) -> dict[str, Any]
 
 
 def main() -> None:
-    """Entry point of ``python -m <package>.tune_ray``."""
+    """Entry point of ``python -m <package>.pipeline.tune_ray``."""
     result = run(load_settings())
     metric = result["metric"]
     print(

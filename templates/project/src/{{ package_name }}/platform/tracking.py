@@ -10,7 +10,7 @@ import warnings
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
-from .config import EXPERIMENT_NAME, MODEL_ALIAS, Settings
+from ..config import EXPERIMENT_NAME, MODEL_ALIAS, Settings
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

@@ -1,0 +1,1 @@
+../../../../components/tuning/ray-tune/files/src/{{ package_name }}/pipeline/tune_ray.py

@@ -1,0 +1,1 @@
+../../../../components/validation/great-expectations/files/src/{{ package_name }}/pipeline/validate.py

@@ -1,1 +1,0 @@
-../../../components/tracking_backend/postgresql/files/src/{{ package_name }}/services.py

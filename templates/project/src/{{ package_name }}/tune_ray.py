@@ -1,1 +1,0 @@
-../../../components/tuning/ray-tune/files/src/{{ package_name }}/tune_ray.py

@@ -1,1 +1,0 @@
-../../../components/validation/great-expectations/files/src/{{ package_name }}/validate.py

@@ -1,0 +1,1 @@
+../../../../components/deploy/aws-cdk/files/src/{{ package_name }}/verify/aws.py

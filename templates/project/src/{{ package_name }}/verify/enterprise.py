@@ -1,0 +1,1 @@
+../../../../components/tracking_backend/postgresql/files/src/{{ package_name }}/verify/enterprise.py

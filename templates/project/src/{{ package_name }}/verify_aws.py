@@ -1,1 +1,0 @@
-../../../components/deploy/aws-cdk/files/src/{{ package_name }}/verify_aws.py

@@ -1,0 +1,40 @@
+"""A long package name renders a project that passes its own ruff (100 columns).
+
+The package name is written into imports, docstrings, commands and descriptions all over
+the generated code; a 40-character name, and the longest one ``new`` accepts, must not push
+a line past the generated project's ``line-length`` nor unsort an import block.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlops_scaffold.project import MAX_NAME_LENGTH, create_project
+from mlops_scaffold.stacks import builtin_profiles, load_stack
+
+pytestmark = pytest.mark.render
+
+REPO_RUFF = Path(sys.executable).parent / "ruff"
+
+
+@pytest.mark.parametrize("length", [40, MAX_NAME_LENGTH])
+@pytest.mark.parametrize("profile", builtin_profiles())
+def test_a_long_package_name_passes_the_generated_ruff(
+    tmp_path: Path, profile: str, length: int
+) -> None:
+    name = ("churn_model_" + "with_a_long_name_" * 4)[:length]
+    assert len(name) == length
+    project = create_project(load_stack(profile=profile), tmp_path / name, init_git=False)
+    assert (project / "src" / name / "pipeline" / "train.py").is_file()
+    lint = subprocess.run(
+        [str(REPO_RUFF), "check", "--no-cache", "--output-format", "concise", "."],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert lint.returncode == 0, lint.stdout[-3000:]
