@@ -68,7 +68,10 @@ def step_artifacts_on_s3(ctx: Context, client: httpx.Client) -> str:
     version = registry.get_model_version_by_alias(ctx.settings.model_name, MODEL_ALIAS)
     run = registry.get_run(str(version.run_id))
     if not run.info.artifact_uri.startswith("mlflow-artifacts:"):
-        raise StepFailed(f"run artifacts at {run.info.artifact_uri}, not behind the proxy")
+        raise StepFailed(
+            f"run artifacts at {run.info.artifact_uri}, not behind the proxy (an experiment"
+            " created before artifact_store=s3 keeps its location: README, 'S3 bucket')"
+        )
     bucket = env("S3_BUCKET")
     listing = s3_client().list_objects_v2(Bucket=bucket, Prefix="mlflow/")  # type: ignore[attr-defined]
     keys = [item["Key"] for item in listing.get("Contents", [])]
