@@ -158,6 +158,11 @@ class Choice(BaseModel):
     stages: tuple[Annotated[str, Field(pattern=r"^[a-z][a-z_]*$")], ...] = ()
     serving_routes: tuple[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], ...] = ()
     verify_steps: tuple[VerifyStep, ...] = ()
+    #: When the stack holds this (``deploy=aws-cdk`` for ``artifact_store=s3``), another
+    #: choice provides what the value stands for (there: the CDK app's buckets, run on
+    #: moto_server by its verify steps): the value then contributes its ``packages`` and
+    #: ``serving_packages`` only, none of its files, fragments, secrets or verify steps.
+    provided_by: Condition | None = None
     #: Template paths (relative to ``templates/project``, ``.jinja`` suffix included) that
     #: live in the choice's ``files/`` folder (``<key>/<value>/files/<path>``) and exist
     #: in a project only when the choice is made (see :mod:`.template_sync`).
@@ -297,6 +302,7 @@ def _check_references(root: Path, catalogue: Catalogue) -> None:
                     for n, step in enumerate(choice.verify_steps)
                     if step.when is not None
                 },
+                **({"provided_by": choice.provided_by} if choice.provided_by else {}),
             }
             for label, condition in conditions.items():
                 where = f"{source}: {label}"

@@ -55,6 +55,8 @@ CONTRIBUTIONS = {
     "verify_steps": ("verify_steps", "list"),  # verify/plan.py composes them in order
     "serving_routes": ("serving_routes", "unique | sort | list"),
 }
+#: The fields a value contributes even where another choice provides it (``provided_by``).
+PACKAGES = ("packages", "serving_packages")
 #: Hidden question listing the chosen values' fragments (``{"point", "path"}``, key order):
 #: a shared file includes them where it names the point, e.g.
 #: ``{% for part in fragments if part.point == 'docker-compose.services' %}``.
@@ -80,18 +82,32 @@ def copier_questions(cat: Catalogue) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _chosen(cat: Catalogue, items: Callable[[str, str], list[Any]]) -> str:
+def _chosen(
+    cat: Catalogue, items: Callable[[str, str], list[Any]], *, provided_too: bool = False
+) -> str:
     """Return a Jinja expression: ``items(key, value)`` of every chosen value, in key order.
 
     One lookup table per slot or setting whose values contribute, indexed by the answer:
-    the template reads the catalogue's data without naming a component.
+    the template reads the catalogue's data without naming a component. A value another
+    choice may provide (``provided_by``) contributes only while its condition does not
+    hold, unless ``provided_too`` (its packages).
     """
     terms = []
     for key in cat.all_keys():
         table = {value: items(key, value) for value in cat.choices(key)}
         table = {value: found for value, found in table.items() if found}
-        if table:
-            terms.append(f"{json.dumps(table, sort_keys=True)}.get({key}, [])")
+        plain = {}
+        for value, found in table.items():
+            condition = None if provided_too else cat.choice(key, value).provided_by
+            if condition is None:
+                plain[value] = found
+                continue
+            terms.append(
+                f"({json.dumps({value: found})}.get({key}, []) "
+                f"if {condition.key} not in {json.dumps(list(condition.any_of))} else [])"
+            )
+        if plain:
+            terms.append(f"{json.dumps(plain, sort_keys=True)}.get({key}, [])")
     return "(" + " + ".join(terms or ["[]"]) + ")"
 
 
@@ -105,7 +121,10 @@ def _fragments(cat: Catalogue, key: str, value: str) -> list[dict[str, str]]:
 def _contribution_questions(cat: Catalogue) -> list[str]:
     """Hidden questions (never asked nor recorded) holding the chosen values' contributions."""
     hidden = {
-        name: f"{{{{ {_chosen(cat, _manifest_field(cat, field))} | {filters} | tojson }}}}"
+        name: (
+            f"{{{{ {_chosen(cat, _manifest_field(cat, field), provided_too=field in PACKAGES)}"
+            f" | {filters} | tojson }}}}"
+        )
         for name, (field, filters) in CONTRIBUTIONS.items()
     }
     hidden[FRAGMENTS_QUESTION] = (
@@ -160,11 +179,19 @@ def copier_config_with_questions(text: str, cat: Catalogue) -> str:
 
 
 def exclude_rules(cat: Catalogue) -> list[str]:
-    """Return the ``_exclude`` rule of each owned path: gone unless its component is chosen."""
-    return [
-        f"{{% if {slot} != '{name}' %}}{_project_path(path)}{{% endif %}}"
-        for slot, name, path in cat.owned_paths()
-    ]
+    """Return the ``_exclude`` rule of each owned path: gone unless its component is chosen.
+
+    A value another choice may provide (``provided_by``) has its files only while that
+    choice does not.
+    """
+    rules = []
+    for key, value, path in cat.owned_paths():
+        test = f"{key} != '{value}'"
+        condition = cat.choice(key, value).provided_by
+        if condition is not None:  # another choice provides it there: no file
+            test += f" or {condition.key} in {json.dumps(list(condition.any_of))}"
+        rules.append(f"{{% if {test} %}}{_project_path(path)}{{% endif %}}")
+    return rules
 
 
 def _project_path(template_path: str) -> str:

@@ -17,6 +17,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 VARIANTS: dict[str, tuple[str | None, str | None, tuple[str, ...]]] = {
     **{profile: (profile, None, ()) for profile in builtin_profiles()},
     "startup-lean": ("startup", None, ("tuning=none", "ci=none")),
+    # The S3 bucket without the shared platform: MinIO and MLflow's proxied artifacts on
+    # SQLite's MLflow (artifact_store=s3 owns them, not tracking_backend=postgresql).
+    "startup-s3": ("startup", None, ("artifact_store=s3", "data_remote=s3")),
     "kubernetes-seldon": ("kubernetes", None, ("serving_platform=seldon", "tuning=none")),
     "kubernetes-deployment": ("kubernetes", None, ("serving_platform=deployment",)),
     "example-custom-stack": (None, str(REPO_ROOT / "examples" / "custom-stack.yaml"), ()),

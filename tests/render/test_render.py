@@ -90,7 +90,7 @@ def test_compose_file_is_valid_and_loopback_only(rendered: dict[str, Path], vari
         assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize("variant", ["startup", "enterprise"])
+@pytest.mark.parametrize("variant", ["startup", "startup-s3", "enterprise"])
 def test_compose_file_matches_compose_spec_schema(rendered: dict[str, Path], variant: str) -> None:
     checker = shutil.which("check-jsonschema", path=str(Path(sys.executable).parent))
     if checker is None:
@@ -129,6 +129,46 @@ PIN = re.compile(r"([A-Za-z0-9_.-]+(?:\[[a-z0-9,]+\])?)==([0-9][^\s\"',]*)")
 def pins(text: str) -> dict[str, str]:
     """``name -> version`` of every ``name==version`` in ``text`` (extras dropped)."""
     return {name.split("[")[0].lower(): version for name, version in PIN.findall(text)}
+
+
+def test_startup_with_s3_gets_minio_and_proxied_artifacts_without_postgres(
+    rendered: dict[str, Path],
+) -> None:
+    """artifact_store=s3 and data_remote=s3 own the bucket, whatever the tracking backend."""
+    project = rendered["startup-s3"]
+    services = yaml.safe_load((project / "docker-compose.yml").read_text())["services"]
+    assert set(services) == {"mlflow", "serving", "prometheus", "minio-volume", "minio",
+                             "minio-init"}
+    mlflow = services["mlflow"]
+    assert mlflow["build"]["dockerfile"] == "docker/mlflow.Dockerfile"
+    assert mlflow["depends_on"] == {"minio-init": {"condition": "service_completed_successfully"}}
+    assert mlflow["environment"]["MLFLOW_ARTIFACTS_DESTINATION"] == "s3://${S3_BUCKET:-mlops}/mlflow"
+    assert mlflow["environment"]["MLFLOW_S3_ENDPOINT_URL"] == "http://minio:9000"
+    assert "mlflow-data:/mlflow" in mlflow["volumes"]  # the SQLite store stays on its volume
+    assert services["minio-init"]["depends_on"] == {"minio": {"condition": "service_healthy"}}
+    image = (project / "docker" / "mlflow.Dockerfile").read_text()
+    assert "boto3==" in image and '$MLFLOW_ARTIFACTS_DESTINATION' in image
+    env_example = (project / ".env.example").read_text()
+    for line in ("AWS_ENDPOINT_URL=", "AWS_SECRET_ACCESS_KEY=\n", "S3_BUCKET=mlops",
+                 "MLFLOW_ARTIFACT_LOCATION=mlflow-artifacts:/churn"):
+        assert line in env_example, line
+    assert "POSTGRES" not in env_example and "FEAST_REDIS" not in env_example
+    package = project / "src" / "startup_s3"
+    for module in ("platform/s3.py", "verify/s3.py", "platform/dvc_remote.py",
+                   "verify/dvc_remote.py", "envfile.py"):
+        assert (package / module).is_file(), module
+    assert not (package / "platform" / "services.py").exists()
+    plan = (package / "verify" / "plan.py").read_text()
+    for step in ("s3.step_s3_bucket", "s3.step_artifacts_on_s3", "dvc_remote.step_dvc_remote"):
+        assert step in plan
+    makefile = (project / "Makefile").read_text()
+    assert '--artifacts-destination "s3://$(S3_BUCKET)/mlflow"' in makefile
+    assert "python -m $(PACKAGE).platform.s3" in makefile
+    # startup itself keeps local artifacts and no bucket
+    startup = rendered["startup"]
+    plain = yaml.safe_load((startup / "docker-compose.yml").read_text())["services"]
+    assert set(plain) == {"mlflow", "serving", "prometheus"}
+    assert not (startup / "src" / "startup" / "s3.py").exists()
 
 
 @pytest.fixture(scope="module")

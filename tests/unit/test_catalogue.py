@@ -13,6 +13,7 @@ from mlops_scaffold.catalogue import catalogue, components_dir, load_catalogue, 
 from mlops_scaffold.errors import CatalogueError, StackError
 from mlops_scaffold.resources import template_dir
 from mlops_scaffold.stacks import load_stack
+from mlops_scaffold.template_sync import exclude_rules
 
 
 @pytest.fixture
@@ -101,6 +102,9 @@ REFUSED = [
     (["serving_platform=sagemaker", "deploy=aws-cdk"],
      "deploy=aws-cdk requires artifact_store=s3 (have artifact_store=local"),
     (["tracking_backend=postgresql"], "tracking_backend=postgresql requires online_store=redis"),
+    (["deploy=kubernetes", "serving_platform=kserve", "artifact_store=s3"],
+     "artifact_store=s3 requires deploy=compose or deploy=aws-cdk (have deploy=kubernetes: "),
+    (["data_remote=s3"], "data_remote=s3 requires artifact_store=s3 (have artifact_store=local: "),
 ]
 
 
@@ -121,7 +125,7 @@ def test_refused_combinations_name_both_sides_and_a_fix(
 def test_enterprise_with_optuna_is_allowed_and_airflow_fix_lists_all_it_needs() -> None:
     load_stack(profile="enterprise", overrides=["tuning=optuna", "validation=none"])
     with pytest.raises(StackError, match=r"; set tracking_backend=postgresql online_store=redis "
-                       r"artifact_store=s3 data_remote=s3, or orchestration=dvc"):
+                       r"artifact_store=s3, or orchestration=dvc"):
         load_stack(profile="startup", overrides=["orchestration=airflow"])
 
 
@@ -202,3 +206,34 @@ def test_recorded_answers_of_an_earlier_release_are_migrated(
     assert (stack.slots.serving, stack.slots.serving_platform) == ("fastapi", platform)
     with pytest.raises(StackError, match=r"serving=seldon is now serving_platform=seldon"):
         stack_from_answers(answers, ["serving=seldon"])
+
+
+def _contributions(profile: str, overrides: list[str], question: str) -> object:
+    """The hidden question ``question`` of copier.yml, computed for a stack's answers."""
+    import jinja2
+    import yaml
+
+    config = yaml.safe_load((template_dir() / "copier.yml").read_text(encoding="utf-8"))
+    answers = load_stack(profile=profile, overrides=overrides).to_answers()
+    rendered = jinja2.Environment().from_string(config[question]["default"]).render(answers)
+    return yaml.safe_load(rendered)
+
+
+def test_a_value_another_choice_provides_contributes_only_its_packages() -> None:
+    """artifact_store=s3 and data_remote=s3 bring MinIO, their modules and verify steps on
+    compose; on aws-cdk the CDK app's buckets stand for them: their packages only."""
+    startup_s3 = ["artifact_store=s3", "data_remote=s3"]
+    steps = {s["name"] for s in _contributions("startup", startup_s3, "verify_steps")}  # type: ignore[attr-defined]
+    assert {"s3 bucket", "artifacts on s3", "dvc remote"} <= steps
+    aws_steps = {s["name"] for s in _contributions("aws", [], "verify_steps")}  # type: ignore[attr-defined]
+    assert not {"s3 bucket", "artifacts on s3", "dvc remote"} & aws_steps
+    paths = [f["path"] for f in _contributions("aws", [], "fragments")]  # type: ignore[attr-defined]
+    assert not [path for path in paths if "/artifact_store/" in path or "/data_remote/" in path]
+    assert "AWS_SECRET_ACCESS_KEY" not in _contributions("aws", [], "env_secrets")  # type: ignore[operator]
+    packages = {p["requirement"] for p in _contributions("aws", [], "packages")}  # type: ignore[attr-defined]
+    assert {"boto3==1.43.117", "dvc[s3]==3.67.1"} <= packages
+    rules = [rule for rule in exclude_rules(catalogue()) if rule.endswith("/s3.py{% endif %}")]
+    assert rules == [
+        "{% if artifact_store != 's3' or deploy in [\"aws-cdk\"] %}"
+        "src/{{ package_name }}/s3.py{% endif %}"
+    ]

@@ -48,19 +48,28 @@ EXPECTED_METRICS = (
 
 
 def step_mlflow(ctx: Context, client: httpx.Client) -> str:
-    """Start ``mlflow server`` (one worker, no job runner) and wait for ``/health``."""
+    """Start ``mlflow server`` (one worker, no job runner) and wait for ``/health``.
+
+    Artifacts go to ``mlartifacts/``, or where an earlier step put them in
+    ``ctx.values["mlflow_artifacts"]`` (the server's arguments and environment).
+    """
     root = ctx.root
     (root / "mlartifacts").mkdir(exist_ok=True)
     port = free_port()
+    local: tuple[list[str], dict[str, str]] = (
+        ["--default-artifact-root", (root / "mlartifacts").as_uri()],
+        {},
+    )
+    artifacts, artifact_env = ctx.values.get("mlflow_artifacts", local)
     command = [
         sys.executable, "-m", "mlflow", "server",
         "--host", "127.0.0.1",
         "--port", str(port),
         "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-        "--default-artifact-root", (root / "mlartifacts").as_uri(),
+        *artifacts,
         "-w", "1",
     ]  # fmt: skip
-    extra = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    extra = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **artifact_env}
     return start_mlflow(ctx, client, port, command, extra)
 
 

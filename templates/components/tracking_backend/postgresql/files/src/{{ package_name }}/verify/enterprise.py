@@ -9,10 +9,9 @@ these follow the core steps:
                   when the stack has validation=great-expectations (``when`` in the data);
 ``ray tune``      the tune stage ran on Ray Tune and every trial is an MLflow run, when
                   the stack has tuning=ray-tune;
-``mlflow auth``   the tracking API refuses anonymous calls (401); the model's artifacts
-                  are objects in the S3 bucket; the registry rows are in PostgreSQL;
-``dvc remote``    ``dvc push`` to the S3 remote, the local cache dropped, ``dvc fetch``
-                  back from S3, ``dvc status`` clean;
+``mlflow auth``   the tracking API refuses anonymous calls (401); the registry rows are
+                  in PostgreSQL (that the artifacts are in the S3 bucket is the
+                  ``artifacts on s3`` step of artifact_store=s3, :mod:`.s3`);
 ``redis online``  Feast's online store holds the customers in Redis, with a key TTL;
 ``api key``       ``/predict`` without the key gets 401, ``/health`` stays open;
 ``prometheus``    a real Prometheus (if installed) scrapes serving and MLflow with the
@@ -24,8 +23,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -33,7 +30,7 @@ from typing import Any
 import httpx
 import yaml
 
-from ..platform.services import env, mlflow_server, redis_client, s3_client
+from ..platform.services import env, mlflow_server, redis_client
 from .core import start_mlflow
 from .runner import Context, Flag, StepFailed, free_port, start, wait_http
 
@@ -81,7 +78,7 @@ def step_ray_tune(ctx: Context, client: httpx.Client) -> str:
 
 
 def step_mlflow_auth(ctx: Context, client: httpx.Client) -> str:
-    """Anonymous calls get 401; artifacts sit in S3; the registry lives in PostgreSQL."""
+    """Anonymous calls get 401; the registry lives in PostgreSQL."""
     import psycopg2
 
     from ..platform.services import sqlalchemy_url
@@ -93,10 +90,6 @@ def step_mlflow_auth(ctx: Context, client: httpx.Client) -> str:
     login = (env("MLFLOW_TRACKING_USERNAME"), env("MLFLOW_TRACKING_PASSWORD"))
     if client.get(url, auth=login).status_code != 200:
         raise StepFailed("the admin account from .env cannot call the tracking API")
-    listing = s3_client().list_objects_v2(Bucket=env("S3_BUCKET"), Prefix="mlflow/")  # type: ignore[attr-defined]
-    keys = [item["Key"] for item in listing.get("Contents", [])]
-    if not any(key.endswith("MLmodel") for key in keys):
-        raise StepFailed(f"no MLmodel under s3://{env('S3_BUCKET')}/mlflow/ ({len(keys)} objects)")
     connection = psycopg2.connect(sqlalchemy_url(env("MLFLOW_BACKEND_STORE_URI")))
     try:
         with connection.cursor() as cursor:
@@ -108,37 +101,7 @@ def step_mlflow_auth(ctx: Context, client: httpx.Client) -> str:
         connection.close()
     if versions < 1:
         raise StepFailed("no model version rows in PostgreSQL")
-    return (
-        f"anonymous 401, admin 200; {len(keys)} artifact objects in s3://{env('S3_BUCKET')}/mlflow;"
-        f" {versions} model version(s) in PostgreSQL"
-    )
-
-
-def _dvc(ctx: Context, *args: str) -> str:
-    result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=ctx.root,
-                            capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
-    if result.returncode != 0:
-        raise StepFailed(f"dvc {' '.join(args)} exited {result.returncode}: {result.stderr[-600:]}")
-    return result.stdout
-
-
-def step_dvc_remote(ctx: Context, client: httpx.Client) -> str:
-    """Push to the S3 remote, drop the local cache, fetch it back, workspace still clean."""
-    pushed = _dvc(ctx, "push").strip().splitlines()
-    cache = ctx.root / ".dvc" / "cache"
-    shutil.rmtree(cache, ignore_errors=True)
-    fetched = _dvc(ctx, "fetch").strip().splitlines()
-    objects = sum(1 for path in cache.rglob("*") if path.is_file())
-    if objects == 0:
-        raise StepFailed("dvc fetch brought nothing back from S3")
-    status = _dvc(ctx, "status", "--json")
-    if json.loads(status or "{}"):
-        raise StepFailed(f"dvc status not clean after fetch: {status[:300]}")
-    listing = s3_client().list_objects_v2(Bucket=env("S3_BUCKET"), Prefix="dvc/")  # type: ignore[attr-defined]
-    return (
-        f"push: {pushed[-1] if pushed else 'ok'}; fetch: {fetched[-1] if fetched else 'ok'}; "
-        f"{objects} cache files restored, {listing.get('KeyCount', 0)} objects in s3 dvc/"
-    )
+    return f"anonymous 401, admin 200; {versions} model version(s) in PostgreSQL"
 
 
 def step_redis(ctx: Context, client: httpx.Client) -> str:

@@ -1,1 +1,0 @@
-../../components/tracking_backend/sqlite/files/docker/mlflow.Dockerfile

@@ -1,0 +1,1 @@
+../../../../components/data_remote/s3/files/src/{{ package_name }}/platform/dvc_remote.py

@@ -1,0 +1,1 @@
+../../../../components/artifact_store/s3/files/src/{{ package_name }}/verify/s3.py
