@@ -235,5 +235,6 @@ def test_a_value_another_choice_provides_contributes_only_its_packages() -> None
     rules = [rule for rule in exclude_rules(catalogue()) if rule.endswith("/s3.py{% endif %}")]
     assert rules == [
         "{% if artifact_store != 's3' or deploy in [\"aws-cdk\"] %}"
-        "src/{{ package_name }}/s3.py{% endif %}"
+        f"src/{{{{ package_name }}}}/{role}/s3.py{{% endif %}}"
+        for role in ("platform", "verify")
     ]
