@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from mlops_scaffold import stacks
@@ -115,3 +117,18 @@ def test_setting_questions_match_types_choices_and_defaults() -> None:
         assert question["type"] == expected_type, key
     for slot, spec in catalogue().slots.items():
         assert questions[slot]["default"] == spec.default, slot
+
+
+def test_every_exclude_rule_names_a_template_path() -> None:
+    """An ``_exclude`` rule left behind by a moved file would silently ship the file."""
+    config = yaml.safe_load((template_dir() / "copier.yml").read_text(encoding="utf-8"))
+    project = template_dir() / "project"
+    stale = []
+    for rule in config["_exclude"]:
+        path = re.sub(r"\{%.*?%\}", "", rule)
+        if "*" in path or not path.strip():
+            continue  # a pattern, not a path of a conditional file
+        candidates = [project / path, project / f"{path}.jinja"]
+        if not any(c.exists() or c.is_symlink() for c in candidates):
+            stale.append(rule)
+    assert stale == []
