@@ -54,6 +54,7 @@ CONTRIBUTIONS = {
     "stages": ("stages", "unique | list"),
     "verify_steps": ("verify_steps", "list"),  # verify_plan.py composes them in order
     "serving_routes": ("serving_routes", "unique | sort | list"),
+    "tracker_modules": ("tracker_modules", "unique | list"),
 }
 #: Hidden question listing the chosen values' fragments (``{"point", "path"}``, key order):
 #: a shared file includes them where it names the point, e.g.
@@ -67,12 +68,14 @@ def copier_questions(cat: Catalogue) -> str:
     lines = [BEGIN]
     for key in cat.all_keys():
         spec = cat.slots[key] if key in cat.slots else cat.settings[key]
+        default = _flow(spec.default) if isinstance(spec.default, tuple) else _scalar(spec.default)
         lines += [
             f"{key}:",
             "  type: str",
+            *(["  multiselect: true"] if cat.is_multiple(key) else []),
             f"  help: {spec.help}",
             f"  choices: {_flow(cat.choices(key))}",
-            f"  default: {_scalar(spec.default)}",
+            f"  default: {default}",
             "",
         ]
     lines += _contribution_questions(cat)
@@ -84,13 +87,22 @@ def _chosen(cat: Catalogue, items: Callable[[str, str], list[Any]]) -> str:
     """Return a Jinja expression: ``items(key, value)`` of every chosen value, in key order.
 
     One lookup table per slot or setting whose values contribute, indexed by the answer:
-    the template reads the catalogue's data without naming a component.
+    the template reads the catalogue's data without naming a component. A multiple slot's
+    table is a list of ``[value, items]`` pairs in catalogue order, of which the chosen
+    members' items are concatenated.
     """
     terms = []
     for key in cat.all_keys():
         table = {value: items(key, value) for value in cat.choices(key)}
         table = {value: found for value, found in table.items() if found}
-        if table:
+        if not table:
+            continue
+        if cat.is_multiple(key):
+            pairs = json.dumps([[value, found] for value, found in table.items()])
+            terms.append(
+                f"({pairs} | selectattr('0', 'in', {key}) | map(attribute='1') | sum(start=[]))"
+            )
+        else:
             terms.append(f"{json.dumps(table, sort_keys=True)}.get({key}, [])")
     return "(" + " + ".join(terms or ["[]"]) + ")"
 
@@ -162,7 +174,12 @@ def copier_config_with_questions(text: str, cat: Catalogue) -> str:
 def exclude_rules(cat: Catalogue) -> list[str]:
     """Return the ``_exclude`` rule of each owned path: gone unless its component is chosen."""
     return [
-        f"{{% if {slot} != '{name}' %}}{_project_path(path)}{{% endif %}}"
+        (
+            f"{{% if '{name}' not in {slot} %}}"
+            if cat.is_multiple(slot)
+            else f"{{% if {slot} != '{name}' %}}"
+        )
+        + f"{_project_path(path)}{{% endif %}}"
         for slot, name, path in cat.owned_paths()
     ]
 

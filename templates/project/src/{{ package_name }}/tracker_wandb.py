@@ -1,0 +1,1 @@
+../../../components/trackers/wandb/files/src/{{ package_name }}/tracker_wandb.py

@@ -1,0 +1,1 @@
+../../components/trackers/tensorboard/files/tests/test_tracker_tensorboard.py

@@ -1,0 +1,1 @@
+../../components/trackers/wandb/files/tests/test_tracker_wandb.py
