@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from mlops_scaffold import catalogue as catalogue_module
+from mlops_scaffold.answers import project_answers
 from mlops_scaffold.catalogue import broken_rules, catalogue, components_dir, load_catalogue
 from mlops_scaffold.errors import StackError
-from mlops_scaffold.answers import project_answers
 from mlops_scaffold.render import render
 from mlops_scaffold.resources import template_dir
 from mlops_scaffold.stacks import load_stack, parse_override
