@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import httpx
 
@@ -29,7 +30,7 @@ def step_server(ctx: Context, client: httpx.Client) -> str:
     directory = log_dir(ctx.settings)
     directory.mkdir(parents=True, exist_ok=True)
     command = [
-        str(sys.executable).rsplit("/", 1)[0] + "/tensorboard",
+        str(Path(sys.executable).parent / "tensorboard"),
         "--logdir", str(directory), "--host", "127.0.0.1", "--port", str(port),
         "--reload_interval", "1", "--load_fast", "false",
     ]  # fmt: skip

@@ -80,7 +80,8 @@ def read_run(path: Path) -> WandbRun:
         kind = record.WhichOneof("record_type")
         if kind == "run":
             run.tags = list(record.run.tags)
-            run.config = {_key(item): json.loads(item.value_json) for item in record.run.config.update}
+            config = record.run.config.update
+            run.config = {_key(item): json.loads(item.value_json) for item in config}
         elif kind == "history":
             values = {_key(item): json.loads(item.value_json) for item in record.history.item}
             step = int(values.get("_step", record.history.step.num))

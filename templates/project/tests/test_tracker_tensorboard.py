@@ -1,1 +1,0 @@
-../../components/trackers/tensorboard/files/tests/test_tracker_tensorboard.py

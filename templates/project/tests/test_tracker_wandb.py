@@ -1,1 +1,0 @@
-../../components/trackers/wandb/files/tests/test_tracker_wandb.py
