@@ -139,7 +139,9 @@ class Choice(BaseModel):
     (the Kubeflow pipeline and the Airflow DAG run them), ``serving_routes`` the modules
     of the generated ``serving`` package whose router the app includes next to
     ``/predict`` (``v2``, ``sagemaker``: each defines ``create_router`` and
-    ``REQUEST_MODELS``; see ``serving/routes.py``) and ``verify_steps`` its steps of
+    ``REQUEST_MODELS``; see ``serving/routes.py``), ``tracker_modules`` the modules
+    publishing every MLflow run to another experiment tracker (each defines ``log_run``;
+    see ``trackers.py``) and ``verify_steps`` its steps of
     the generated ``verify`` (``verify/plan.py``); the shared files (``.env.example``, the
     Makefile, compose, the README, ``pyproject.toml``, the pipelines, the verify plan)
     iterate over the chosen values' contributions instead of asking which component a
@@ -157,6 +159,7 @@ class Choice(BaseModel):
     serving_packages: tuple[Package, ...] = ()
     stages: tuple[Annotated[str, Field(pattern=r"^[a-z][a-z_]*$")], ...] = ()
     serving_routes: tuple[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], ...] = ()
+    tracker_modules: tuple[Annotated[str, Field(pattern=r"^tracker_[a-z0-9_]+$")], ...] = ()
     verify_steps: tuple[VerifyStep, ...] = ()
     #: When the stack holds this (``deploy=aws-cdk`` for ``artifact_store=s3``), another
     #: choice provides what the value stands for (there: the CDK app's buckets, run on
@@ -176,17 +179,35 @@ class Component(Choice):
 
 
 class SlotSpec(BaseModel):
-    """A slot's question: help text and default component."""
+    """A slot's question: help text and default component.
+
+    A ``multiple`` slot holds several components at once (a list in a stack file,
+    ``--set key=a,b``, a multiselect question); its default is a list, empty when the
+    slot may hold none. Its ``implied_by`` slot's value is always a member: a stack may
+    list it, and it is dropped (the ``trackers`` slot lists ``mlflow``, the ``tracking``
+    slot's component, which every run logs to anyway).
+    """
 
     model_config = _STRICT
 
     help: str = Field(min_length=1)
-    default: str
+    default: str | tuple[str, ...]
+    multiple: bool = False
+    implied_by: str | None = None
+
+    @model_validator(mode="after")
+    def _default_fits(self) -> SlotSpec:
+        if self.multiple != isinstance(self.default, tuple):
+            raise ValueError("a multiple slot's default is a list, another slot's one value")
+        if self.implied_by is not None and not self.multiple:
+            raise ValueError("implied_by is for a multiple slot")
+        return self
 
 
 class SettingSpec(SlotSpec):
-    """A closed setting's question and its allowed values."""
+    """A closed setting's question and its allowed values (one value: not ``multiple``)."""
 
+    default: str
     values: dict[str, Choice] = Field(min_length=1)
 
 
@@ -212,6 +233,10 @@ class Catalogue(BaseModel):
         if key in self.components:
             return self.components[key][value]
         return self.settings[key].values[value]
+
+    def is_multiple(self, key: str) -> bool:
+        """Whether ``key`` is a slot holding several components at once."""
+        return key in self.slots and self.slots[key].multiple
 
     def all_keys(self) -> tuple[str, ...]:
         """Return every slot, then every closed setting, in question order."""
@@ -282,9 +307,14 @@ def _check_setting_defaults(root: Path, settings: dict[str, SettingSpec]) -> Non
 
 def _check_references(root: Path, catalogue: Catalogue) -> None:
     for slot, spec in catalogue.slots.items():
-        if spec.default not in catalogue.components[slot]:
+        for default in members(spec.default):
+            if default not in catalogue.components[slot]:
+                raise CatalogueError(
+                    f"{root / SLOTS_FILE}: {slot}.default: no component folder {slot}/{default}"
+                )
+        if spec.implied_by is not None and spec.implied_by not in catalogue.slots:
             raise CatalogueError(
-                f"{root / SLOTS_FILE}: {slot}.default: no component folder {slot}/{spec.default}"
+                f"{root / SLOTS_FILE}: {slot}.implied_by: no slot {spec.implied_by!r}"
             )
     for key in catalogue.all_keys():
         for value in catalogue.choices(key):
@@ -437,51 +467,93 @@ def catalogue(template: Path | None = None) -> Catalogue:
 # ---- compatibility rules -----------------------------------------------------------------
 
 
+#: A stack's value of a slot or setting: one value, or a multiple slot's members.
+Value = str | tuple[str, ...]
+#: Every slot and closed setting of a stack with its value: what the rules look at.
+Selection = dict[str, Value]
+
+
+def members(value: Value) -> tuple[str, ...]:
+    """Return the values a slot or setting holds: its one value, or a multiple slot's list."""
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def spelled(key: str, value: Value) -> str:
+    """Return ``key=value`` as ``--set`` spells it (members joined by commas)."""
+    return f"{key}={','.join(members(value))}"
+
+
 class BrokenRule(NamedTuple):
-    """A rule a selection breaks: whose rule, the one-line message, what would satisfy it."""
+    """A rule a selection breaks: whose rule, the one-line message, what would satisfy it.
+
+    ``value`` is the member of ``key`` whose rule it is; ``satisfying`` the values of
+    ``other`` that keep it (a multiple slot's whole new list).
+    """
 
     key: str
     message: str
     other: str
-    satisfying: tuple[str, ...]
+    satisfying: tuple[Value, ...]
+    value: str = ""
 
 
-def _broken(selection: dict[str, str], key: str, cat: Catalogue) -> BrokenRule | None:
-    """Return the first rule of ``key``'s value that ``selection`` breaks."""
-    value = selection[key]
-    choice = cat.choice(key, value)
-    for condition in choice.requires:
-        have = selection[condition.key]
-        if have not in condition.any_of:
-            wanted = " or ".join(f"{condition.key}={v}" for v in condition.any_of)
-            message = (
-                f"{key}={value} requires {wanted} (have {condition.key}={have}: {condition.why})"
-            )
-            return BrokenRule(key, message, condition.key, condition.any_of)
-    for condition in choice.conflicts:
-        have = selection[condition.key]
-        if have in condition.any_of:
-            message = f"{key}={value} conflicts with {condition.key}={have} ({condition.why})"
-            others = tuple(v for v in cat.choices(condition.key) if v not in condition.any_of)
-            return BrokenRule(key, message, condition.key, others)
+def _broken(selection: Selection, key: str, cat: Catalogue) -> BrokenRule | None:
+    """Return the first rule of ``key``'s value (each member of a multiple slot) broken."""
+    for value in members(selection[key]):
+        broken = _broken_by(selection, key, value, cat)
+        if broken is not None:
+            return broken
     return None
 
 
-def broken_rules(selection: dict[str, str], cat: Catalogue | None = None) -> list[BrokenRule]:
+def _broken_by(selection: Selection, key: str, value: str, cat: Catalogue) -> BrokenRule | None:
+    choice = cat.choice(key, value)
+    for condition in choice.requires:
+        have = selection[condition.key]
+        if not set(members(have)) & set(condition.any_of):
+            wanted = " or ".join(f"{condition.key}={v}" for v in condition.any_of)
+            message = (
+                f"{key}={value} requires {wanted} "
+                f"(have {spelled(condition.key, have)}: {condition.why})"
+            )
+            satisfying: tuple[Value, ...] = (
+                tuple((*members(have), v) for v in condition.any_of)
+                if cat.is_multiple(condition.key)
+                else condition.any_of
+            )
+            return BrokenRule(key, message, condition.key, satisfying, value)
+    for condition in choice.conflicts:
+        have = selection[condition.key]
+        clashing = [v for v in members(have) if v in condition.any_of]
+        if clashing:
+            message = (
+                f"{key}={value} conflicts with {condition.key}={clashing[0]} ({condition.why})"
+            )
+            if cat.is_multiple(condition.key):
+                satisfying = (tuple(v for v in members(have) if v not in condition.any_of),)
+            else:
+                satisfying = tuple(
+                    v for v in cat.choices(condition.key) if v not in condition.any_of
+                )
+            return BrokenRule(key, message, condition.key, satisfying, value)
+    return None
+
+
+def broken_rules(selection: Selection, cat: Catalogue | None = None) -> list[BrokenRule]:
     """Return every rule ``selection`` (slot and setting -> value) breaks, in question order."""
     cat = cat or catalogue()
     found = (_broken(selection, key, cat) for key in cat.all_keys())
     return [broken for broken in found if broken is not None]
 
 
-def violations(selection: dict[str, str], cat: Catalogue | None = None) -> list[str]:
+def violations(selection: Selection, cat: Catalogue | None = None) -> list[str]:
     """Return the one-line message of every rule ``selection`` breaks."""
     return [broken.message for broken in broken_rules(selection, cat)]
 
 
 def repair(
-    selection: dict[str, str], changes: dict[str, str], cat: Catalogue | None = None
-) -> dict[str, str] | None:
+    selection: Selection, changes: Selection, cat: Catalogue | None = None
+) -> Selection | None:
     """Return ``changes`` plus what they need in turn, or None if that gets stuck.
 
     A key already in ``changes`` is never changed again, so the result keeps ``changes``.
@@ -500,24 +572,29 @@ def repair(
     return None
 
 
-def check_compatibility(selection: dict[str, str], source: str) -> None:
+def _alternatives(selection: Selection, key: str, value: str, cat: Catalogue) -> list[Value]:
+    """Other values of ``key`` without the rule's owner ``value``."""
+    if cat.is_multiple(key):
+        return [tuple(v for v in members(selection[key]) if v != value)]
+    return [v for v in cat.choices(key) if v != selection[key]]
+
+
+def check_compatibility(selection: Selection, source: str) -> None:
     """Raise :class:`StackError` naming both sides and a fix if ``selection`` breaks a rule."""
     cat = catalogue()
     broken = broken_rules(selection, cat)
     if not broken:
         return
-    key, message, other, satisfying = broken[0]
-    fixes = [repair(selection, {other: value}, cat) for value in satisfying]
+    key, message, other, satisfying, value = broken[0]
+    fixes = [repair(selection, {other: choice}, cat) for choice in satisfying]
     # Or another value of the rule's owner, with what it needs in turn, keeping the other
     # side as it is (``--set deploy=aws-cdk`` is answered with the platform that runs there).
     alone = [
         fix
-        for value in cat.choices(key)
-        if value != selection[key]
-        and (fix := repair(selection, {key: value}, cat)) is not None
-        and other not in fix
+        for choice in _alternatives(selection, key, value, cat)
+        if (fix := repair(selection, {key: choice}, cat)) is not None and other not in fix
     ]
     found = [fix for fix in (*fixes, *alone) if fix is not None]
-    texts = [" ".join(f"{k}={v}" for k, v in fix.items()) for fix in found]
+    texts = [" ".join(spelled(k, v) for k, v in fix.items()) for fix in found]
     hint = f"; set {', or '.join(texts)}" if texts else ""
     raise StackError(f"{source}: {message}{hint}")

@@ -261,13 +261,14 @@ def profiles() -> None:
     with _user_errors():
         from rich.table import Table
 
+        from .catalogue import spelled
         from .stacks import builtin_profiles, load_stack
 
         table = Table("profile", "description", "components")
         for name in builtin_profiles():
             stack = load_stack(profile=name)
             chosen = ", ".join(
-                f"{slot}={value}" for slot, value in stack.slots.model_dump().items()
+                spelled(slot, value) for slot, value in stack.slots.model_dump().items()
             )
             table.add_row(name, stack.description, chosen)
         _console().print(table)

@@ -113,7 +113,7 @@ def check_destination(destination: Path) -> None:
 def _services(stack: Stack) -> list[ServicePort]:
     settings = stack.settings.model_dump()
     services = []
-    for slot, value in stack.slots.model_dump().items():
+    for slot, value in stack.components():
         for service in catalogue().components[slot][value].services:
             port = settings.get(service.port_setting) if service.port_setting else None
             services.append(ServicePort(service.name, port))
@@ -126,7 +126,7 @@ def plan_project(stack: Stack, destination: Path) -> Plan:
     check_destination(destination)
     components = [
         (slot, value, catalogue().components[slot][value].description)
-        for slot, value in stack.slots.model_dump().items()
+        for slot, value in stack.components()
     ]
     with tempfile.TemporaryDirectory(prefix="mlops-scaffold-plan-") as scratch:
         target = Path(scratch) / destination.name

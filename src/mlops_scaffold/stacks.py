@@ -32,7 +32,7 @@ from pydantic import (
     model_validator,
 )
 
-from .catalogue import catalogue, check_compatibility
+from .catalogue import Selection, catalogue, check_compatibility, members
 from .errors import StackError, UsageError
 from .resources import stacks_dir
 
@@ -65,15 +65,42 @@ def _check_choice(kind: str, key: str, value: str, allowed: list[str] | tuple[st
 
 
 class _SlotsBase(BaseModel):
-    """One component per slot; allowed values are the component folders of the catalogue."""
+    """One component per slot (a list for a multiple slot); allowed: the catalogue's folders."""
 
     model_config = _STRICT
 
-    @field_validator("*")
+    @field_validator("*", mode="before")
     @classmethod
-    def _known_component(cls, value: str, info: Any) -> str:
+    def _known_component(cls, value: Any, info: Any) -> Any:
         slot = str(info.field_name)
-        return _check_choice("slot", slot, value, catalogue().choices(slot))
+        if not catalogue().is_multiple(slot):
+            if not isinstance(value, str):
+                return value  # the str field refuses it with its type
+            return _check_choice("slot", slot, value, catalogue().choices(slot))
+        return _check_members(slot, value, info.data)
+
+
+def _check_members(slot: str, value: Any, chosen: dict[str, Any]) -> tuple[str, ...]:
+    """Check a multiple slot's list (a text: one member); return each member once, in order.
+
+    The value of the slot's ``implied_by`` slot may be listed and is dropped: it is
+    always a member (``trackers: [mlflow, wandb]`` is ``trackers: [wandb]``).
+    """
+    cat = catalogue()
+    spec = cat.slots[slot]
+    allowed = cat.choices(slot)
+    implied = str(chosen.get(spec.implied_by, "")) if spec.implied_by else ""
+    spelled = ", ".join(allowed) or "no values"
+    if implied:
+        spelled += f" (and {implied}, the {spec.implied_by} slot's, always on)"
+    if isinstance(value, str):
+        value = [value]  # one member
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"slot {slot!r} takes a list of {spelled}; got {shown(value)}")
+    for item in value:
+        if item not in allowed and item != implied:
+            raise ValueError(f"slot {slot!r} allows {spelled}; got {shown(item)}")
+    return tuple(v for v in allowed if v in value)
 
 
 class _SettingsBase(BaseModel):
@@ -110,7 +137,10 @@ def _catalogue_models() -> tuple[type[_SlotsBase], type[_SettingsBase]]:
     placed before the open settings. A new slot or setting touches no Python code.
     """
     cat = catalogue()
-    slots: dict[str, Any] = {slot: (str, ...) for slot in cat.slots}
+    slots: dict[str, Any] = {
+        slot: (tuple[str, ...], spec.default) if spec.multiple else (str, ...)
+        for slot, spec in cat.slots.items()
+    }
     closed: dict[str, Any] = {key: (str, spec.default) for key, spec in cat.settings.items()}
     slots_model = create_model(
         "Slots", __base__=_SlotsBase, __module__=__name__, __doc__=_SlotsBase.__doc__, **slots
@@ -170,7 +200,7 @@ class Stack(BaseModel):
         """Refuse two services of this stack on one port, naming both settings."""
         settings = self.settings.model_dump()
         owners: dict[int, tuple[str, str]] = {}
-        for slot, value in self.slots.model_dump().items():
+        for slot, value in self.components():
             for service in catalogue().components[slot][value].services:
                 if service.port_setting is None:
                     continue
@@ -183,19 +213,34 @@ class Stack(BaseModel):
                     )
         return self
 
-    def selection(self) -> dict[str, str]:
+    def components(self) -> list[tuple[str, str]]:
+        """Every chosen ``(slot, component)``: each member of a multiple slot, in order."""
+        return [
+            (slot, value)
+            for slot, chosen in self.slots.model_dump().items()
+            for value in members(chosen)
+        ]
+
+    def selection(self) -> Selection:
         """Every slot and closed setting with its value: what compatibility rules look at."""
         settings = self.settings.model_dump()
         closed = {key: str(settings[key]) for key in catalogue().settings}
         return {**self.slots.model_dump(), **closed}
 
     def to_answers(self) -> dict[str, Any]:
-        """Return the Copier answers this stack stands for (slots, settings and profile)."""
-        return {"profile": self.name, **self.slots.model_dump(), **self.settings.model_dump()}
+        """Return the Copier answers this stack stands for (slots, settings and profile).
+
+        A multiple slot's answer is a list (Copier's multiselect answer).
+        """
+        return {
+            "profile": self.name,
+            **self.slots.model_dump(mode="json"),
+            **self.settings.model_dump(),
+        }
 
     def to_yaml(self) -> str:
         """Serialise the resolved stack (``extends`` already applied) as YAML."""
-        data = self.model_dump(exclude_none=True)
+        data = self.model_dump(exclude_none=True, mode="json")
         return yaml.safe_dump(data, sort_keys=False)
 
 
@@ -408,13 +453,16 @@ def parse_override(text: str) -> tuple[str, str, Any]:
 
     Values are never evaluated as YAML: a slot or string setting takes the text as it
     is (stripped), an integer setting takes decimal digits; anything else is left as
-    text for validation to refuse with the allowed values.
+    text for validation to refuse with the allowed values. A multiple slot takes a
+    comma-separated list (``--set trackers=wandb,tensorboard``; ``--set trackers=``: none).
     """
     key, sep, value = text.partition("=")
     key = key.strip()
     if not sep or not key:
         raise StackError(f"--set {shown(text)}: expected KEY=VALUE, e.g. --set tuning=none")
     if key in SLOT_KEYS:
+        if catalogue().is_multiple(key):  # a,b,c; empty: none
+            return "slots", key, [item.strip() for item in value.split(",") if item.strip()]
         return "slots", key, value.strip()
     if key in SETTING_KEYS:
         return "settings", key, _typed_value(key, value.strip())

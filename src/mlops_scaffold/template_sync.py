@@ -54,6 +54,7 @@ CONTRIBUTIONS = {
     "stages": ("stages", "unique | list"),
     "verify_steps": ("verify_steps", "list"),  # verify/plan.py composes them in order
     "serving_routes": ("serving_routes", "unique | sort | list"),
+    "tracker_modules": ("tracker_modules", "unique | list"),
 }
 #: The fields a value contributes even where another choice provides it (``provided_by``).
 PACKAGES = ("packages", "serving_packages")
@@ -69,12 +70,14 @@ def copier_questions(cat: Catalogue) -> str:
     lines = [BEGIN]
     for key in cat.all_keys():
         spec = cat.slots[key] if key in cat.slots else cat.settings[key]
+        default = _flow(spec.default) if isinstance(spec.default, tuple) else _scalar(spec.default)
         lines += [
             f"{key}:",
             "  type: str",
+            *(["  multiselect: true"] if cat.is_multiple(key) else []),
             f"  help: {spec.help}",
             f"  choices: {_flow(cat.choices(key))}",
-            f"  default: {_scalar(spec.default)}",
+            f"  default: {default}",
             "",
         ]
     lines += _contribution_questions(cat)
@@ -88,14 +91,24 @@ def _chosen(
     """Return a Jinja expression: ``items(key, value)`` of every chosen value, in key order.
 
     One lookup table per slot or setting whose values contribute, indexed by the answer:
-    the template reads the catalogue's data without naming a component. A value another
-    choice may provide (``provided_by``) contributes only while its condition does not
-    hold, unless ``provided_too`` (its packages).
+    the template reads the catalogue's data without naming a component. A multiple slot's
+    table is a list of ``[value, items]`` pairs in catalogue order, of which the chosen
+    members' items are concatenated. A value another choice may provide (``provided_by``)
+    contributes only while its condition does not hold, unless ``provided_too`` (its
+    packages).
     """
     terms = []
     for key in cat.all_keys():
         table = {value: items(key, value) for value in cat.choices(key)}
         table = {value: found for value, found in table.items() if found}
+        if not table:
+            continue
+        if cat.is_multiple(key):
+            pairs = json.dumps([[value, found] for value, found in table.items()])
+            terms.append(
+                f"({pairs} | selectattr('0', 'in', {key}) | map(attribute='1') | sum(start=[]))"
+            )
+            continue
         plain = {}
         for value, found in table.items():
             condition = None if provided_too else cat.choice(key, value).provided_by
@@ -181,12 +194,12 @@ def copier_config_with_questions(text: str, cat: Catalogue) -> str:
 def exclude_rules(cat: Catalogue) -> list[str]:
     """Return the ``_exclude`` rule of each owned path: gone unless its component is chosen.
 
-    A value another choice may provide (``provided_by``) has its files only while that
-    choice does not.
+    A member of a multiple slot is tested with ``in``. A value another choice may provide
+    (``provided_by``) has its files only while that choice does not.
     """
     rules = []
     for key, value, path in cat.owned_paths():
-        test = f"{key} != '{value}'"
+        test = f"'{value}' not in {key}" if cat.is_multiple(key) else f"{key} != '{value}'"
         condition = cat.choice(key, value).provided_by
         if condition is not None:  # another choice provides it there: no file
             test += f" or {condition.key} in {json.dumps(list(condition.any_of))}"

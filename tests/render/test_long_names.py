@@ -21,14 +21,27 @@ pytestmark = pytest.mark.render
 REPO_RUFF = Path(sys.executable).parent / "ruff"
 
 
+#: Beyond the profiles: the components no profile picks (trackers, the S3 settings).
+EXTRA_STACKS = {
+    "startup-trackers-s3": (
+        "startup",
+        ("trackers=wandb,tensorboard", "artifact_store=s3", "data_remote=s3"),
+    ),
+}
+STACKS = {**{name: (name, ()) for name in builtin_profiles()}, **EXTRA_STACKS}
+
+
 @pytest.mark.parametrize("length", [40, MAX_NAME_LENGTH])
-@pytest.mark.parametrize("profile", builtin_profiles())
+@pytest.mark.parametrize("stack", STACKS)
 def test_a_long_package_name_passes_the_generated_ruff(
-    tmp_path: Path, profile: str, length: int
+    tmp_path: Path, stack: str, length: int
 ) -> None:
     name = ("churn_model_" + "with_a_long_name_" * 4)[:length]
     assert len(name) == length
-    project = create_project(load_stack(profile=profile), tmp_path / name, init_git=False)
+    profile, overrides = STACKS[stack]
+    project = create_project(
+        load_stack(profile=profile, overrides=overrides), tmp_path / name, init_git=False
+    )
     assert (project / "src" / name / "pipeline" / "train.py").is_file()
     lint = subprocess.run(
         [str(REPO_RUFF), "check", "--no-cache", "--output-format", "concise", "."],

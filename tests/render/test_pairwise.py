@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlops_scaffold.catalogue import broken_rules, catalogue
+from mlops_scaffold.catalogue import Value, broken_rules, catalogue, members, spelled
 from mlops_scaffold.errors import StackError
 from mlops_scaffold.project import create_project
 from mlops_scaffold.stacks import Stack, builtin_profiles, load_stack
@@ -50,6 +50,8 @@ PYTEST_STACKS: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     # deployment (same environment as the kubernetes profile)
     "k8s-deployment": ("kubernetes", ("serving_platform=deployment", "orchestration=dvc")),
+    # every tracker beside MLflow: train and evaluate read back from each, offline (strace)
+    "startup-trackers": ("startup", ("trackers=wandb,tensorboard",)),
 }
 ALREADY_TESTED = {"startup": ("startup", ()), "startup-lean": ("startup", ("tuning=none",
                   "ci=none")), "kubernetes": ("kubernetes", ()),
@@ -70,13 +72,21 @@ def ordered(selection: dict[str, str]) -> dict[str, str]:
     return {key: selection[key] for key in catalogue().all_keys()}
 
 
+def values_of(key: str) -> tuple[Value, ...]:
+    """A key's values to pair: a multiple slot's are none and each member alone."""
+    cat = catalogue()
+    if cat.is_multiple(key):
+        return ((), *((value,) for value in cat.choices(key)))
+    return cat.choices(key)
+
+
 @cache
-def allowed_stacks() -> tuple[tuple[tuple[str, str], ...], ...]:
+def allowed_stacks() -> tuple[tuple[tuple[str, Value], ...], ...]:
     """Every combination of slot and closed-setting values no rule refuses."""
     cat = catalogue()
     keys = cat.all_keys()
     found = []
-    for values in itertools.product(*(cat.choices(key) for key in keys)):
+    for values in itertools.product(*(values_of(key) for key in keys)):
         selection = dict(zip(keys, values, strict=True))
         if not broken_rules(selection, cat):
             found.append(tuple(selection.items()))
@@ -91,8 +101,8 @@ def covering_plan() -> tuple[dict[str, dict[str, str]], set[Pair], set[Pair]]:
     every = {
         (a, va, b, vb)
         for a, b in itertools.combinations(cat.all_keys(), 2)
-        for va in cat.choices(a)
-        for vb in cat.choices(b)
+        for va in values_of(a)
+        for vb in values_of(b)
     }
     possible = set().union(*(pairs_of(selection) for selection in allowed))
     stacks = {name: ordered(load_stack(profile=name).selection()) for name in builtin_profiles()}
@@ -107,7 +117,7 @@ def covering_plan() -> tuple[dict[str, dict[str, str]], set[Pair], set[Pair]]:
 
 def overrides_for(selection: dict[str, str], base: Stack) -> list[str]:
     current = base.selection()
-    return [f"{key}={value}" for key, value in selection.items() if current[key] != value]
+    return [spelled(key, value) for key, value in selection.items() if current[key] != value]
 
 
 def test_every_pair_is_rendered_or_refused_with_one_line() -> None:
@@ -122,7 +132,7 @@ def test_every_pair_is_rendered_or_refused_with_one_line() -> None:
         message = caught.value.message
         assert "\n" not in message
         assert re.search(r" (requires|conflicts with) ", message), message
-        assert f"{a}={va}" in message or f"{b}={vb}" in message, message
+        assert spelled(a, va) in message or spelled(b, vb) in message, message
     print(f"\npairwise: {len(stacks)} stacks ({len(builtin_profiles())} profiles), "
           f"{len(possible)} pairs covered, {len(refused)} pairs refused by a rule")
 
@@ -199,7 +209,7 @@ def test_pytest_stacks_cover_every_value() -> None:
     for profile, overrides in (*ALREADY_TESTED.values(), *PYTEST_STACKS.values()):
         stack = load_stack(profile=profile, overrides=list(overrides))
         for key, value in stack.selection().items():
-            tested[key].add(value)
+            tested[key].update(members(value))  # each member of a multiple slot
     assert {key: set(cat.choices(key)) for key in cat.all_keys()} == tested
 
 

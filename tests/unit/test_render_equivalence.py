@@ -35,6 +35,8 @@ VARIANTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "startup-lean-ports": ("startup", ("tuning=none", "ci=none", "mlflow_port=5123")),
     "enterprise-gx-ray": ("enterprise", ("validation=great-expectations", "tuning=ray-tune")),
     "kubernetes-seldon": ("kubernetes", ("serving_platform=seldon", "tuning=none")),
+    # a multiple slot: Copier's multiselect answer (a list) drives contributions and excludes
+    "startup-trackers": ("startup", ("trackers=wandb,tensorboard",)),
 }
 
 

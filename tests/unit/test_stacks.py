@@ -121,7 +121,7 @@ def test_unknown_keys_are_rejected_with_allowed_keys(tmp_path: Path) -> None:
     message = caught.value.message
     assert "unknown key 'slots.servin'" in message
     assert "unknown key 'colour'" in message
-    assert "allowed: tracking, data_versioning" in message
+    assert "allowed: tracking, trackers, data_versioning" in message
 
 
 def test_missing_slot_is_reported(tmp_path: Path) -> None:

@@ -116,7 +116,9 @@ def test_setting_questions_match_types_choices_and_defaults() -> None:
         expected_type = "int" if field.annotation is int else "str"
         assert question["type"] == expected_type, key
     for slot, spec in catalogue().slots.items():
-        assert questions[slot]["default"] == spec.default, slot
+        default = list(spec.default) if spec.multiple else spec.default
+        assert questions[slot]["default"] == default, slot
+        assert questions[slot].get("multiselect", False) == spec.multiple, slot
 
 
 def test_every_exclude_rule_names_a_template_path() -> None:

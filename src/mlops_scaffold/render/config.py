@@ -64,6 +64,7 @@ _QUESTION_KEYS = frozenset(
         "placeholder",
         "qmark",
         "multiline",
+        "multiselect",
         "ask",
     }
 )

@@ -149,6 +149,7 @@ class Question:
         self.validator: Any = spec.get("validator", "")
         self.when: Any = spec.get("when", True)
         self.secret = bool(spec.get("secret", False))
+        self.multiselect = bool(spec.get("multiselect", False))
         self._choices: list[tuple[Any, str]] | None = None
 
     def render_value(self, value: Any, extra: Mapping[str, Any] | None = None) -> Any:
@@ -182,6 +183,8 @@ class Question:
                 f'to question "{self.name}" of type "{type_name}"'
             )
         try:
+            if self.multiselect and isinstance(answer, list):
+                return [CASTS[type_name](item) for item in answer]
             return CASTS[type_name](answer)
         except (TypeError, AttributeError):
             if type_name in {"json", "yaml"}:
@@ -218,7 +221,22 @@ class Question:
         return result
 
     def parse(self, answer: Any) -> Any:
-        """Cast ``answer`` and check it is an enabled choice (Copier's ``parse_answer``)."""
+        """Cast ``answer`` and check it is an enabled choice (Copier's ``parse_answer``).
+
+        A multiselect answer is a list (or a YAML list in a string, as a templated default
+        renders): each item is checked; the chosen ones come back in choice order.
+        """
+        if not self.multiselect:
+            return self._parse_one(answer)
+        if isinstance(answer, str):
+            answer = _parse_yaml(answer)
+        if not isinstance(answer, list):
+            raise ValueError(f"Invalid answer {answer!r} to multiselect question '{self.name}'")
+        chosen = [self._parse_one(item) for item in answer]
+        ordered = (self.cast(value) for value, _ in self.formatted_choices())
+        return [value for value in ordered if value in chosen]
+
+    def _parse_one(self, answer: Any) -> Any:
         parsed = self.cast(answer)
         choices = self.formatted_choices()
         if not choices:

@@ -45,6 +45,7 @@ def evaluate_candidate(
     """
     import mlflow
 
+    from ..platform.trackers import publish_run, run_tags
     from ..platform.tracking import champion, configure_tracking, normalise_version
 
     configure_tracking(settings)
@@ -92,7 +93,8 @@ def evaluate_candidate(
         "reason": reason,
         "champion_version": champion_version,
     }
-    with mlflow.start_run(run_name="evaluate"):
+    with mlflow.start_run(run_name="evaluate") as run:
+        mlflow.set_tags(run_tags(settings))
         mlflow.log_params(
             {"candidate_version": candidate_version, "champion_version_before": before_version}
         )
@@ -108,6 +110,7 @@ def evaluate_candidate(
             }
         )
         mlflow.set_tag("champion_version", str(champion_version))
+    publish_run(settings, run.info.run_id, {"evaluation_report": report})
     return report
 
 

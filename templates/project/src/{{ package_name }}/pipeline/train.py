@@ -106,6 +106,7 @@ def fit_and_log(
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
+    from ..platform.trackers import publish_run, run_tags
     from ..platform.tracking import configure_tracking, model_requirements, normalise_version
 
     metric = str(settings.params.get("evaluate", {}).get("metric", "roc_auc"))
@@ -121,6 +122,7 @@ def fit_and_log(
     signature = infer_signature(example, pipeline.predict_proba(example))
     requirements = model_requirements()
     with mlflow.start_run(run_name="train") as run:
+        mlflow.set_tags(run_tags(settings))
         mlflow.log_params({**params, "test_size": settings.params["train"]["test_size"]})
         mlflow.log_params(
             {
@@ -161,6 +163,7 @@ def fit_and_log(
         pip_requirements=requirements,
         pyfunc_predict_fn="predict_proba",
     )
+    publish_run(settings, run.info.run_id, {"model": model_dir})
     return {
         "run_id": run.info.run_id,
         "model_name": settings.model_name,

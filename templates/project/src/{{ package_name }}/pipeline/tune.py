@@ -52,6 +52,7 @@ def tune(settings: Settings, frame: pd.DataFrame) -> dict[str, Any]:
     import mlflow
     import optuna
 
+    from ..platform.trackers import publish_run, run_tags
     from ..platform.tracking import configure_tracking
 
     section = settings.params["tune"]
@@ -67,6 +68,7 @@ def tune(settings: Settings, frame: pd.DataFrame) -> dict[str, Any]:
     study = optuna.create_study(direction="maximize", sampler=sampler, study_name="tune")
 
     with mlflow.start_run(run_name="tune") as parent:
+        mlflow.set_tags(run_tags(settings))
         mlflow.log_params({"n_trials": n_trials, "cv_folds": folds, "metric": metric})
 
         def objective(trial: optuna.Trial) -> float:
@@ -81,6 +83,7 @@ def tune(settings: Settings, frame: pd.DataFrame) -> dict[str, Any]:
         best = {**base, **study.best_trial.params}
         mlflow.log_params({f"best_{k}": v for k, v in study.best_trial.params.items()})
         mlflow.log_metric(f"best_cv_{metric}", study.best_value)
+    publish_run(settings, parent.info.run_id)
     return {
         "params": best,
         "metric": metric,

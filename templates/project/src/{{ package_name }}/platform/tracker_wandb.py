@@ -1,0 +1,1 @@
+../../../../components/trackers/wandb/files/src/{{ package_name }}/platform/tracker_wandb.py

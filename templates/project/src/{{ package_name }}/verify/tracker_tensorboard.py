@@ -1,0 +1,1 @@
+../../../../components/trackers/tensorboard/files/src/{{ package_name }}/verify/tracker_tensorboard.py

@@ -1,0 +1,146 @@
+"""A slot holding several components at once: the ``trackers`` slot beside ``tracking``.
+
+Its stack value is a list (a stack file's YAML list, ``--set trackers=a,b``, empty for
+none), its Copier question a multiselect, the compatibility rules apply to each member,
+and every contribution of the generated ``copier.yml`` takes each chosen member's.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlops_scaffold import catalogue as catalogue_module
+from mlops_scaffold.answers import project_answers
+from mlops_scaffold.catalogue import broken_rules, catalogue, components_dir, load_catalogue
+from mlops_scaffold.errors import StackError
+from mlops_scaffold.render import render
+from mlops_scaffold.resources import template_dir
+from mlops_scaffold.stacks import load_stack, parse_override
+
+TRACKERS = catalogue().choices("trackers")
+
+
+def stack_file(tmp_path: Path, trackers: object) -> Path:
+    path = tmp_path / "stack.yaml"
+    data = {"name": "team", "description": "d", "extends": "startup", "slots": {}}
+    data["slots"] = {"trackers": trackers}
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def test_the_slot_is_a_multiple_one_with_no_member_by_default() -> None:
+    spec = catalogue().slots["trackers"]
+    assert spec.multiple and spec.default == () and spec.implied_by == "tracking"
+    assert {"tensorboard", "wandb"} <= set(TRACKERS)
+    assert load_stack(profile="startup").slots.trackers == ()  # type: ignore[attr-defined]
+
+
+def test_a_stack_file_lists_members_kept_once_in_catalogue_order(tmp_path: Path) -> None:
+    stack = load_stack(stack_file=stack_file(tmp_path, ["wandb", "tensorboard", "wandb"]))
+    assert stack.slots.trackers == ("tensorboard", "wandb")  # type: ignore[attr-defined]
+    assert stack.to_answers()["trackers"] == ["tensorboard", "wandb"]
+    assert "trackers:\n  - tensorboard\n  - wandb\n" in stack.to_yaml()
+    one = load_stack(stack_file=stack_file(tmp_path, "wandb"))
+    assert one.slots.trackers == ("wandb",)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("text", "members"),
+    [
+        ("trackers=wandb,tensorboard", ("tensorboard", "wandb")),
+        (" trackers = tensorboard , ", ("tensorboard",)),
+        ("trackers=mlflow,wandb", ("wandb",)),  # the tracking slot's value: always on
+        ("trackers=", ()),
+    ],
+)
+def test_set_takes_a_comma_separated_list(text: str, members: tuple[str, ...]) -> None:
+    assert parse_override(text)[0] == "slots"
+    stack = load_stack(profile="startup", overrides=[text])
+    assert stack.slots.trackers == members  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("text", "got"),
+    [("trackers=wandb,nope", "'nope'"), ("trackers=neptune", "'neptune'")],
+)
+def test_an_unknown_member_is_refused_in_one_line_naming_the_values(text: str, got: str) -> None:
+    with pytest.raises(StackError) as caught:
+        load_stack(profile="startup", overrides=[text])
+    message = caught.value.message
+    assert "\n" not in message
+    allowed = ", ".join(TRACKERS)
+    assert message.endswith(
+        f"slots.trackers: slot 'trackers' allows {allowed} (and mlflow, the tracking "
+        f"slot's, always on); got {got}"
+    ), message
+
+
+def test_a_stack_file_value_that_is_no_list_is_refused_in_one_line(tmp_path: Path) -> None:
+    with pytest.raises(StackError) as caught:
+        load_stack(stack_file=stack_file(tmp_path, {"wandb": True}))
+    assert "\n" not in caught.value.message
+    assert "slot 'trackers' takes a list of " in caught.value.message
+
+
+@pytest.fixture
+def ruled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> catalogue_module.Catalogue:
+    """A catalogue copy where wandb needs tuning=optuna and ray-tune conflicts with wandb."""
+    root = tmp_path / "components"
+    shutil.copytree(components_dir(), root)
+    manifest = root / "trackers" / "wandb" / "component.yml"
+    data = yaml.safe_load(manifest.read_text(encoding="utf-8"))
+    data["requires"] = [{"slot": "tuning", "any_of": ["optuna"], "why": "test rule"}]
+    manifest.write_text(yaml.safe_dump(data), encoding="utf-8")
+    ray = root / "tuning" / "ray-tune" / "component.yml"
+    data = yaml.safe_load(ray.read_text(encoding="utf-8"))
+    data["conflicts"] = [{"slot": "trackers", "any_of": ["tensorboard"], "why": "clash"}]
+    ray.write_text(yaml.safe_dump(data), encoding="utf-8")
+    cat = load_catalogue(root)
+    monkeypatch.setattr(catalogue_module, "catalogue", lambda template=None: cat)
+    return cat
+
+
+def test_rules_apply_to_each_member(ruled: catalogue_module.Catalogue) -> None:
+    base = load_stack(profile="startup").selection()
+    fine = {**base, "trackers": ("tensorboard", "wandb"), "tuning": "optuna"}
+    assert broken_rules(fine, ruled) == []
+    needs = broken_rules({**fine, "tuning": "none"}, ruled)
+    assert [rule.message for rule in needs] == [
+        "trackers=wandb requires tuning=optuna (have tuning=none: test rule)"
+    ]
+    clash = broken_rules({**fine, "trackers": ("tensorboard",), "tuning": "ray-tune"}, ruled)
+    assert [rule.message for rule in clash] == [
+        "tuning=ray-tune conflicts with trackers=tensorboard (clash)"
+    ]
+    with pytest.raises(StackError) as caught:
+        catalogue_module.check_compatibility({**fine, "tuning": "none"}, "profile 'startup'")
+    # the fixes: the other side's value, or the member dropped from the list
+    assert caught.value.message == (
+        "profile 'startup': trackers=wandb requires tuning=optuna (have tuning=none: "
+        "test rule); set tuning=optuna, or trackers=tensorboard"
+    )
+
+
+def test_the_copier_question_is_a_multiselect_and_contributions_follow_members(
+    tmp_path: Path,
+) -> None:
+    questions = yaml.safe_load((template_dir() / "copier.yml").read_text(encoding="utf-8"))
+    question = questions["trackers"]
+    assert question["multiselect"] is True
+    assert question["choices"] == list(TRACKERS) and question["default"] == []
+    target = tmp_path / "demo"
+    stack = load_stack(profile="startup", overrides=["trackers=wandb"])
+    render(project_answers(stack, target), target)
+    package = target / "src" / "demo"
+    assert (package / "tracker_wandb.py").is_file()
+    assert not (package / "tracker_tensorboard.py").exists()
+    assert 'ADAPTERS: tuple[str, ...] = ("tracker_wandb",)' in (
+        package / "trackers.py"
+    ).read_text(encoding="utf-8")
+    pyproject = (target / "pyproject.toml").read_text(encoding="utf-8")
+    assert '"wandb==0.31.0"' in pyproject and "tensorboard==" not in pyproject
+    assert "export WANDB_MODE ?= offline" in (target / "Makefile").read_text(encoding="utf-8")
