@@ -270,6 +270,6 @@ def test_kfp_pipeline_compiles_offline_with_the_dvc_dag(projects: dict[str, Path
     for executor in executors.values():
         container = executor["container"]
         assert container["image"].endswith("-pipeline:0.1.0")
-        assert f"{package}.$stage" in container["command"][2]
+        assert f"{package}.pipeline.$stage" in container["command"][2]
         env = {item["name"]: item["value"] for item in container.get("env", [])}
         assert env["MLFLOW_TRACKING_URI"].startswith("http://mlflow.")
