@@ -136,10 +136,10 @@ def test_the_copier_question_is_a_multiselect_and_contributions_follow_members(
     stack = load_stack(profile="startup", overrides=["trackers=wandb"])
     render(project_answers(stack, target), target)
     package = target / "src" / "demo"
-    assert (package / "tracker_wandb.py").is_file()
-    assert not (package / "tracker_tensorboard.py").exists()
+    assert (package / "platform" / "tracker_wandb.py").is_file()
+    assert not (package / "platform" / "tracker_tensorboard.py").exists()
     assert 'ADAPTERS: tuple[str, ...] = ("tracker_wandb",)' in (
-        package / "trackers.py"
+        package / "platform" / "trackers.py"
     ).read_text(encoding="utf-8")
     pyproject = (target / "pyproject.toml").read_text(encoding="utf-8")
     assert '"wandb==0.31.0"' in pyproject and "tensorboard==" not in pyproject

@@ -124,11 +124,15 @@ def test_copier_settings_it_does_not_implement_are_refused(
         render_template(template, {}, tmp_path / "out")
 
 
-def test_question_keys_it_does_not_implement_are_refused(tmp_path: Path) -> None:
+def test_a_multiselect_answer_is_a_list_of_choices(tmp_path: Path) -> None:
+    """As Copier: a list (or a YAML list in a string) of choices; a bare value is refused."""
     config = "tags:\n  type: str\n  multiselect: true\n  choices: [a, b]\n  default: a\n"
-    template = write_template(tmp_path / "t", config, {"README.md": "x\n"})
-    with pytest.raises(RenderError, match="question 'tags' uses multiselect"):
+    files = {"README.md.jinja": "{{ tags | join(',') }}\n"}
+    template = write_template(tmp_path / "t", config, files)
+    with pytest.raises(RenderError, match="Invalid answer 'a' to multiselect question 'tags'"):
         render_template(template, {}, tmp_path / "out")
+    render_template(template, {"tags": ["b", "a"]}, tmp_path / "ok")
+    assert (tmp_path / "ok" / "README.md").read_text() == "a,b\n"  # choice order
 
 
 def test_a_newer_min_copier_version_is_refused(tmp_path: Path) -> None:
