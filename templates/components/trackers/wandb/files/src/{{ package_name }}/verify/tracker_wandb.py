@@ -75,7 +75,7 @@ def read_run(path: Path) -> WandbRun:
 
     run = WandbRun(path)
     for raw in records(path):
-        record = wandb_internal_pb2.Record()
+        record = wandb_internal_pb2.Record()  # type: ignore[attr-defined]  # protobuf-generated
         record.ParseFromString(raw)
         kind = record.WhichOneof("record_type")
         if kind == "run":
