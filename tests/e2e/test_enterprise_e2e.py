@@ -16,6 +16,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,8 +92,10 @@ def make(project: Path, target: str, timeout: int) -> str:
     env = uv_env()
     for key in ("VIRTUAL_ENV", "MLFLOW_TRACKING_URI"):
         env.pop(key, None)
+    started = time.monotonic()
     result = subprocess.run(["make", target], cwd=project, env=env, capture_output=True,
                             text=True, timeout=timeout, check=False)
+    print(f"make {target}: {time.monotonic() - started:.0f} s")  # shown with -rP / on failure
     assert result.returncode == 0, (
         f"make {target}:\n{result.stdout[-8000:]}\n{result.stderr[-3000:]}"
     )
@@ -118,8 +121,12 @@ def test_setup_dev_services_verify_on_real_services(
     steps = {step["name"]: step for step in report["steps"]}
     assert report["ok"], report
     for name in ("validation", "ray tune", "mlflow auth", "redis online", "api key",
-                 "dvc remote", "prometheus", "metrics", "champion"):
+                 "dvc remote", "prometheus", "metrics", "champion", "s3 bucket",
+                 "artifacts on s3"):
         assert steps[name]["ok"], steps[name]
+    # The S3 settings (artifact_store, data_remote) verified here, on the dev moto_server.
+    assert "mlflow-artifacts:/churn/" in steps["artifacts on s3"]["detail"]
+    assert "objects in s3 dvc/" in steps["dvc remote"]["detail"]
     if shutil.which("prometheus") or os.environ.get("CI"):
         # CI installs Debian's prometheus (.ci/run): there the real scrape must have run.
         assert "up" in steps["prometheus"]["detail"], steps["prometheus"]

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -124,41 +122,3 @@ def test_pipeline_serving_and_verify_stay_on_loopback(verified: Verified, tmp_pa
         assert any(process in argv for argv in started), (process, started)
     outbound = [entry for entry in entries if entry["call"] != "start"]
     assert outbound == [], json.dumps(outbound, indent=1)[:6000]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def test_update_onto_the_s3_bucket_then_verify(verified: Verified) -> None:
-    """The same project updated to artifact_store=s3 and data_remote=s3 (MinIO under compose,
-    moto_server natively) on its SQLite MLflow, then verified: the bucket is the settings',
-    not the enterprise platform's. Last in this module: it changes the project."""
-    project = verified.project
-    # update wants a clean tree: commit what the first verify left (dvc.lock), as a user would
-    run(["git", "add", "-A"], project, 60)
-    run(["git", "-c", "user.name=e2e", "-c", "user.email=e2e@localhost", "commit",
-         "--allow-empty", "-qm", "pipeline run"], project, 60)
-    run([verified.cli, "update", str(project), "--set", "artifact_store=s3",
-         "--set", "data_remote=s3"], project, 300)
-    run(["make", "setup"], project, 900)  # adds boto3 and dvc[s3]; make secrets writes .env
-    env_file = project / ".env"
-    port = free_port()  # nothing listens there: verify starts its own moto_server
-    env_file.write_text(re.sub(r"(?m)^AWS_ENDPOINT_URL=.*$",
-                               f"AWS_ENDPOINT_URL=http://127.0.0.1:{port}",
-                               env_file.read_text()))
-    # As the README's "S3 bucket" says: the experiment of the earlier runs keeps its
-    # local artifact location; a new store gets one behind the server's proxy.
-    (project / "mlflow.db").unlink()
-    run(["make", "verify"], project, 1500)
-    report = json.loads((project / "reports" / "verify.json").read_text())
-    steps = {step["name"]: step for step in report["steps"]}
-    assert report["ok"], report
-    assert "started moto_server" in steps["s3 bucket"]["detail"]
-    assert "mlflow-artifacts:/churn/" in steps["artifacts on s3"]["detail"]
-    assert "objects in s3 dvc/" in steps["dvc remote"]["detail"]
-    leftover = subprocess.run(["pgrep", "-f", f"moto_server -H 127.0.0.1 -p {port}"],
-                              capture_output=True, text=True, check=False)
-    assert leftover.stdout.strip() == "", f"moto_server left running: {leftover.stdout}"
