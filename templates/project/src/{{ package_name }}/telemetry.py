@@ -19,12 +19,12 @@ serving app exposes as ``pipeline_last_success_timestamp_seconds{stage}`` for th
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
@@ -49,6 +49,23 @@ _provider: TracerProvider | None = None
 
 
 # ---- request ids --------------------------------------------------------------------------
+# A new id is 32 hex digits: 16 random per process (re-drawn in a forked child) and a
+# counter. Unique like a uuid4 within a fleet, at ~0.4 us instead of ~7 us (no syscall).
+_id_prefix = os.urandom(8).hex()
+_id_counter = itertools.count()
+
+
+def _new_id_prefix() -> None:
+    global _id_prefix, _id_counter
+    _id_prefix, _id_counter = os.urandom(8).hex(), itertools.count()
+
+
+os.register_at_fork(after_in_child=_new_id_prefix)
+
+
+def new_request_id() -> str:
+    """A fresh request id (32 lowercase hex digits)."""
+    return f"{_id_prefix}{next(_id_counter) & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
 def request_id_from(raw: bytes | None) -> str:
@@ -57,7 +74,7 @@ def request_id_from(raw: bytes | None) -> str:
         text = raw.decode("ascii")
         if text.isprintable() and not text.isspace():
             return text
-    return uuid.uuid4().hex
+    return new_request_id()
 
 
 # ---- logs ---------------------------------------------------------------------------------

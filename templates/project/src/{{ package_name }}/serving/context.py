@@ -1,13 +1,13 @@
 """Request ids and the request's trace span, as one pure ASGI middleware.
 
 Every HTTP request gets an id: the caller's ``X-Request-ID`` when it is printable ASCII of
-at most 128 characters, a new uuid4 otherwise. It is echoed in the response's
+at most 128 characters, a new 32-hex-digit id otherwise. It is echoed in the response's
 ``X-Request-ID`` and set in :data:`..telemetry.REQUEST_ID` for the request's log records.
 
 When tracing is on (:func:`..telemetry.configure_tracing`), the request is a SERVER span
 ``METHOD /route`` (route template; a W3C ``traceparent`` from the caller is continued)
 whose children are the handler's spans (``feature lookup``, ``model predict``). When it
-is off, the middleware costs one header scan and one uuid per request.
+is off, the middleware costs one header scan and one counter-based id per request.
 """
 
 from __future__ import annotations
