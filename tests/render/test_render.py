@@ -19,7 +19,9 @@ from tests.render.conftest import VARIANTS, compose_config, variant_stack
 
 pytestmark = pytest.mark.render
 
-LEFTOVER_JINJA = re.compile(r"(?<!\$)\{\{|\{%|\{#")
+# `${{` is GitHub Actions; `{{ $labels.x }}`/`{{ .Field }}` are Go templates (Prometheus
+# alert annotations, Alertmanager): a leftover Jinja expression starts with a name.
+LEFTOVER_JINJA = re.compile(r"(?<!\$)\{\{(?!\s*[$.])|\{%|\{#")
 TEXT_SUFFIXES = {".py", ".toml", ".yaml", ".yml", ".md", ".cfg", ".txt", ".json", ".ini", ""}
 
 
@@ -117,12 +119,15 @@ def test_every_compose_variable_is_in_env_example(rendered: dict[str, Path], var
 
 ENTERPRISE_SERVICES = {
     "postgres", "redis", "minio-volume", "minio", "minio-init", "mlflow", "serving",
-    "prometheus", "grafana",
+    "prometheus", "alertmanager", "otel-collector", "grafana",
     "airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
 }
 ONE_SHOTS = {"minio-volume", "minio-init", "airflow-init"}
+# Long-running but distroless (no shell, no HTTP client to probe with): restart "no", no
+# healthcheck, and nothing depends on it (serving's exporter just logs failed exports).
+UNPROBED = {"otel-collector"}
 PUBLISHED = {"mlflow": 5000, "serving": 8000, "prometheus": 9090, "grafana": 3000,
-             "airflow-apiserver": 8080}
+             "airflow-apiserver": 8080, "alertmanager": 9093}
 PIN = re.compile(r"([A-Za-z0-9_.-]+(?:\[[a-z0-9,]+\])?)==([0-9][^\s\"',]*)")
 
 
@@ -137,8 +142,8 @@ def test_startup_with_s3_gets_minio_and_proxied_artifacts_without_postgres(
     """artifact_store=s3 and data_remote=s3 own the bucket, whatever the tracking backend."""
     project = rendered["startup-s3"]
     services = yaml.safe_load((project / "docker-compose.yml").read_text())["services"]
-    assert set(services) == {"mlflow", "serving", "prometheus", "minio-volume", "minio",
-                             "minio-init"}
+    assert set(services) == {"mlflow", "serving", "prometheus", "alertmanager",
+                             "otel-collector", "minio-volume", "minio", "minio-init"}
     mlflow = services["mlflow"]
     assert mlflow["build"]["dockerfile"] == "docker/mlflow.Dockerfile"
     assert mlflow["depends_on"] == {"minio-init": {"condition": "service_completed_successfully"}}
@@ -167,7 +172,7 @@ def test_startup_with_s3_gets_minio_and_proxied_artifacts_without_postgres(
     # startup itself keeps local artifacts and no bucket
     startup = rendered["startup"]
     plain = yaml.safe_load((startup / "docker-compose.yml").read_text())["services"]
-    assert set(plain) == {"mlflow", "serving", "prometheus"}
+    assert set(plain) == {"mlflow", "serving", "prometheus", "alertmanager", "otel-collector"}
     assert not (startup / "src" / "startup" / "s3.py").exists()
 
 
@@ -182,7 +187,7 @@ def test_enterprise_compose_services_healthchecks_and_order(enterprise: tuple[Pa
     services = compose["services"]
     assert set(services) == ENTERPRISE_SERVICES
     for name, service in services.items():
-        if name in ONE_SHOTS:
+        if name in ONE_SHOTS or name in UNPROBED:
             assert service["restart"] == "no", name
             assert "healthcheck" not in service, name
         else:

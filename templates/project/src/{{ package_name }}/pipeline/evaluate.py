@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..config import MODEL_ALIAS, Settings, load_settings
 from ..schema import FEATURE_COLUMNS, LABEL_COLUMN
+from ..telemetry import run_stage_main
 
 
 def score_version(
@@ -160,4 +161,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage_main('evaluate', main, load_settings().paths.reports_dir)

@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..config import Settings, load_settings
 from ..schema import ENTITY_COLUMN, FEATURE_VIEW, LABEL_COLUMN, TIMESTAMP_COLUMN
+from ..telemetry import run_stage_main
 from .data import feature_frame
 from .data_check import DataCheckError, read_checked, refuse, run_stage
 
@@ -88,4 +89,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_stage(lambda: run_stage_main('features', main, load_settings().paths.reports_dir))

@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..config import MODEL_ALIAS, Settings, load_settings
 from ..schema import FEATURE_COLUMNS, FEATURE_DTYPES
+from ..telemetry import run_stage_main
 
 PREDICTION_COLUMN = "churn_probability"
 # Integer features with at most this many distinct values are compared as categories.
@@ -160,4 +161,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage_main('monitor', main, load_settings().paths.reports_dir)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..config import Settings, load_settings
 from ..schema import LABEL_COLUMN
+from ..telemetry import run_stage_main
 from .data import DataParams, generate
 from .data_check import DataCheckError, read_checked, refuse, run_stage
 
@@ -51,4 +52,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_stage(lambda: run_stage_main('prepare', main, load_settings().paths.reports_dir))

@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..config import Settings, load_settings
 from ..schema import ENTITY_COLUMN, FEATURE_COLUMNS, LABEL_COLUMN, TIMESTAMP_COLUMN
+from ..telemetry import run_stage_main
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -202,4 +203,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage_main('train', main, load_settings().paths.reports_dir)

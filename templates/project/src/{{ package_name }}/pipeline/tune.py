@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..config import Settings, load_settings
 from ..schema import ENTITY_COLUMN, FEATURE_COLUMNS, LABEL_COLUMN
+from ..telemetry import run_stage_main
 from .train import build_pipeline, load_training_frame, split_holdout
 
 if TYPE_CHECKING:
@@ -121,4 +122,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage_main('tune', main, load_settings().paths.reports_dir)

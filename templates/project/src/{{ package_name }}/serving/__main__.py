@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from typing import Any
 
 import uvicorn
 
+from .. import telemetry
 from ..config import load_settings
 
 
@@ -44,7 +44,8 @@ def run(host: str, port: int) -> None:
     See :func:`server_options` for the connection settings.
     """
     level = os.environ.get("LOG_LEVEL", "info").upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # ECS JSON on stderr (LOG_FORMAT=text: plain lines); uvicorn's loggers propagate to it.
+    telemetry.configure_logging("serving", level)
     uvicorn.run(
         f"{__package__}.app:create_app",
         factory=True,
@@ -52,6 +53,7 @@ def run(host: str, port: int) -> None:
         port=port,
         workers=_env_int("SERVING_WORKERS", 1),
         log_level=level.lower(),
+        log_config=None,
         **server_options(),
     )
 

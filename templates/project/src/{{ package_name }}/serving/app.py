@@ -65,9 +65,11 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from .. import telemetry
 from ..config import MODEL_ALIAS, Settings, load_settings
 from ..schema import FEATURE_COLUMNS, FEATURE_DTYPES
 from .auth import api_key_dependencies, configured_key
+from .context import RequestContextMiddleware
 from .errors import documented_errors, install_error_handlers, invalid_input
 from .limits import BodyLimitMiddleware, RequestTimeoutMiddleware
 from .metrics import MetricsMiddleware, ServingMetrics
@@ -336,6 +338,11 @@ def create_app(
     key = api_key if api_key is not None else configured_key()
     metrics = ServingMetrics(monitor_report or settings.paths.monitor_report)
     state = ServingState(feature_store="loading" if open_mode == "startup" else "lazy")
+    # Traces over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set (a test may have
+    # installed its own exporter already); the app flushes what it started.
+    owns_tracing = not telemetry.tracing_enabled() and (
+        telemetry.configure_tracing("serving") is not None
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -363,6 +370,8 @@ def create_app(
             yield
         finally:
             state.stop.set()
+            if owns_tracing:
+                telemetry.shutdown_tracing()
 
     app = FastAPI(
         title="Churn prediction API",
@@ -375,6 +384,8 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=body_limit)
     app.add_middleware(RequestTimeoutMiddleware, seconds=timeout)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    # Outermost: the request id (and span) covers every answer and every log record.
+    app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
     app.state.serving = state
     app.state.metrics = metrics
@@ -441,10 +452,11 @@ def create_app(
         if request.rows is not None:
             rows = request.rows
             features = rows_to_array(rows) if model.array_input else rows_to_frame(rows)
-            if len(rows) <= state.inline_rows:
-                probabilities = model.predict(features)
-            else:
-                probabilities = await run_in_threadpool(model.predict, features)
+            with telemetry.span("model predict", rows=len(rows), runtime=model.runtime):
+                if len(rows) <= state.inline_rows:
+                    probabilities = model.predict(features)
+                else:
+                    probabilities = await run_in_threadpool(model.predict, features)
             metrics.observe_predictions(probabilities, "rows")
             predictions = _labelled(probabilities, cutoff)
         else:
@@ -460,16 +472,20 @@ def create_app(
 
     def _predict_ids(model: LoadedModel, customer_ids: list[int]) -> list[dict[str, Any]]:
         try:
-            features = lookup(customer_ids)
-            frame, complete = align_features(features, customer_ids)
+            with telemetry.span("feature lookup", customers=len(customer_ids)):
+                features = lookup(customer_ids)
+                frame, complete = align_features(features, customer_ids)
         except Exception as exc:
             logger.exception("feature lookup failed")
             raise HTTPException(503, f"feature store lookup failed: {exc}") from exc
         if state.feature_store != "ready":
             state.feature_store, state.feature_store_error = "ready", None
-        probabilities = (
-            model.predict(to_model_frame(frame[complete], model)) if complete.any() else np.empty(0)
-        )
+        with telemetry.span("model predict", rows=int(complete.sum()), runtime=model.runtime):
+            probabilities = (
+                model.predict(to_model_frame(frame[complete], model))
+                if complete.any()
+                else np.empty(0)
+            )
         metrics.observe_predictions(probabilities, "customer_ids")
         unknown = int((~complete).sum())
         if unknown:

@@ -18,7 +18,8 @@ it runs this module in a short-lived subprocess instead, which uses MLflow to
    (standard pickle, cloudpickle when the object needs it), which the worker unpickles,
 
 into ``--out``, a directory the worker created for it (mode 0700), and prints
-``{"name", "version", "run_id", "uri", "path", "runtime", "fallback"}`` as one JSON line.
+``{"name", "version", "created_ms", "run_id", "uri", "path", "runtime", "fallback"}``
+as one JSON line.
 """
 
 from __future__ import annotations
@@ -169,9 +170,11 @@ def fetch_champion(
     model: Any = mlflow.sklearn.load_model(uri, dst_path=str(artifacts))
     shutil.rmtree(artifacts, ignore_errors=True)
     path, used, fallback = write_for_worker(model, out, runtime)
+    created = version.creation_timestamp  # ms since the epoch (staleness alert)
     return {
         "name": model_name,
         "version": str(version.version),
+        "created_ms": None if created is None else str(created),
         "run_id": version.run_id,
         "uri": uri,
         "path": str(path),

@@ -7,10 +7,13 @@ Exposed at ``GET /metrics``:
 * ``prediction_churn_probability`` (histogram of every served probability, observed
   in bulk with numpy), ``prediction_rows_total{source}``,
   ``prediction_row_errors_total{reason}``;
-* ``model_info{name,version,alias}`` and ``model_ready``;
+* ``model_info{name,version,alias}``, ``model_ready`` and
+  ``model_created_timestamp_seconds`` (when the registry created the version served);
 * ``data_drift_share``, ``data_drift_detected``, ``data_drift_drifted_columns``,
   ``data_drift_columns``: read from the monitor stage's ``reports/monitor.json`` at
   scrape time, when the file exists;
+* ``pipeline_last_success_timestamp_seconds{stage}``: the last successful run of each
+  pipeline stage, from ``reports/pipeline_status.json`` (written by :mod:`..telemetry`);
 * the process collectors (CPU, memory, open fds) and the Python platform info.
 """
 
@@ -87,8 +90,8 @@ class BulkHistogram(Collector):
         yield HistogramMetricFamily(self._name, self._documentation)
 
 
-class DriftCollector(Collector):
-    """Gauges from the monitor stage's JSON summary, re-read when the file changes."""
+class JsonFileCollector(Collector):
+    """Gauges from a JSON file written by the pipeline, re-read when the file changes."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -114,6 +117,18 @@ class DriftCollector(Collector):
             return self._summary
 
     def collect(self) -> Iterator[Metric]:
+        """Yield the gauges of the file (subclasses)."""
+        return iter(())
+
+    def describe(self) -> Iterator[Metric]:
+        """Nothing to describe up front (the families depend on the file)."""
+        return iter(())
+
+
+class DriftCollector(JsonFileCollector):
+    """Gauges from the monitor stage's JSON summary (``reports/monitor.json``)."""
+
+    def collect(self) -> Iterator[Metric]:
         """Yield the drift gauges present in the summary (nothing without a report)."""
         summary = self.read()
         if summary is None:
@@ -130,10 +145,29 @@ class DriftCollector(Collector):
                 yield GaugeMetricFamily(name, f"{documentation} ({self.path.name})", float(value))
 
 
+class PipelineCollector(JsonFileCollector):
+    """``pipeline_last_success_timestamp_seconds{stage}`` from ``pipeline_status.json``."""
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield one sample per stage that has succeeded (nothing without the file)."""
+        status = self.read()
+        if not status:
+            return
+        family = GaugeMetricFamily(
+            "pipeline_last_success_timestamp_seconds",
+            f"Unix time of the last successful run of each pipeline stage ({self.path.name})",
+            labels=["stage"],
+        )
+        for stage, when in sorted(status.items()):
+            if isinstance(when, int | float) and not isinstance(when, bool):
+                family.add_metric([stage], float(when))
+        yield family
+
+
 class ServingMetrics:
     """Every metric of one app instance, and the helpers the app calls to update them."""
 
-    def __init__(self, monitor_report: Path) -> None:
+    def __init__(self, monitor_report: Path, pipeline_status: Path | None = None) -> None:
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
@@ -174,12 +208,23 @@ class ServingMetrics:
         self.model_ready = Gauge(
             "model_ready", "1 once the model is loaded and warmed up", registry=self.registry
         )
+        self.model_created = Gauge(
+            "model_created_timestamp_seconds",
+            "Unix time the registry created the model version being served",
+            registry=self.registry,
+        )
         self.drift = DriftCollector(monitor_report)
         self.registry.register(self.drift)
+        self.pipeline = PipelineCollector(
+            pipeline_status or monitor_report.with_name("pipeline_status.json")
+        )
+        self.registry.register(self.pipeline)
 
     def set_model(self, model: LoadedModel) -> None:
         """Publish the loaded model's name/version/alias and mark the app ready."""
         self.model.info({"name": model.name, "version": model.version, "alias": model.alias})
+        if model.created_at is not None:
+            self.model_created.set(model.created_at)
         self.model_ready.set(1)
 
     def observe_predictions(self, probabilities: np.ndarray, source: str) -> None:

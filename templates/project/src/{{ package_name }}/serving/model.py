@@ -64,6 +64,10 @@ class LoadedModel:
     sklearn spends ~0.5 ms per call validating a DataFrame's columns; the serving path
     skips the DataFrame when the model was fitted on exactly these columns."""
 
+    created_at: float | None = None
+    """Unix time the registry created this model version (``model_created_timestamp_seconds``,
+    for the staleness alert); None when the loader does not know it."""
+
     runtime: str = "python"
     """What scores: ``onnx`` (ONNX Runtime), ``sklearn`` (the unpickled estimator) or
     ``python`` (any other callable, e.g. a test's fake)."""
@@ -305,12 +309,15 @@ def mlflow_model_loader(
         if fetched.get("fallback"):
             logger.warning("serving with sklearn, not ONNX: %s", fetched["fallback"])
         name, version, run_id = str(fetched["name"]), str(fetched["version"]), fetched.get("run_id")
+        created_ms = fetched.get("created_ms")
+        created_at = float(created_ms) / 1000 if created_ms else None
         if fetched.get("runtime") == "onnx":
             return LoadedModel(
                 name=name,
                 version=version,
                 predict_proba=onnx_predict_proba(payload),
                 run_id=run_id,
+                created_at=created_at,
                 array_input=True,
                 runtime="onnx",
             )
@@ -323,6 +330,7 @@ def mlflow_model_loader(
             version=version,
             predict_proba=model.predict_proba,
             run_id=run_id,
+            created_at=created_at,
             array_input=accepts_feature_array(model),
             runtime="sklearn",
         )

@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -101,7 +104,7 @@ def _warm_mlflow_client(tracking_uri: str) -> None:
 def step_repro(ctx: Context, client: httpx.Client) -> str:
     """Run ``dvc repro`` (forced unless ``--no-force``) against the tracking server."""
     command = [sys.executable, "-m", "dvc", "repro", *(["-f"] if ctx.force else [])]
-    extra = {"MLFLOW_TRACKING_URI": ctx.values["tracking_uri"]}
+    extra = {"MLFLOW_TRACKING_URI": ctx.values["tracking_uri"], **otel_env(ctx)}
     if ctx.stack and not os.environ.get("MLFLOW_ARTIFACT_LOCATION"):
         # the stack's MLflow serves the artifacts: a new experiment stores them through it
         extra["MLFLOW_ARTIFACT_LOCATION"] = f"mlflow-artifacts:/{EXPERIMENT_NAME}"
@@ -153,6 +156,7 @@ def step_serving(ctx: Context, client: httpx.Client) -> str:
         MLFLOW_TRACKING_URI=ctx.values["tracking_uri"],
         SERVING_HOST="127.0.0.1",
         SERVING_PORT=str(port),
+        **otel_env(ctx),
     )
     serving = f"{__name__.partition('.')[0]}.serving"  # the project's package, next to verify
     service = start(ctx, "serving", [sys.executable, "-m", serving], env)
@@ -170,6 +174,130 @@ def _serving_ready(ctx: Context, client: httpx.Client, url: str, service: Servic
         raise StepFailed(f"/ready serves {ready}, expected {expected[0]} v{expected[1]}")
     ctx.values["serving_url"] = url
     return f"{url} serves {expected[0]} v{expected[1]}, feature store {ready.get('feature_store')}"
+
+
+def otel_env(ctx: Context) -> dict[str, str]:
+    """Point a child's traces at the collector of step ``otel collector`` (when it runs)."""
+    endpoint = ctx.values.get("otlp_endpoint")
+    if endpoint is None:
+        return {}
+    # export every 200 ms rather than 5 s, so the spans are there when "traces" looks
+    return {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_BSP_SCHEDULE_DELAY": "200"}
+
+
+def rotel_agent() -> Path:
+    """The collector binary of the pinned ``rotel`` wheel (dev dependency)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("rotel")
+    if spec is None or not spec.submodule_search_locations:
+        raise StepFailed("rotel is not installed (make setup installs the dev dependencies)")
+    agent = Path(next(iter(spec.submodule_search_locations))) / "rotel-agent"
+    if not agent.is_file():
+        raise StepFailed(f"{agent} is missing from the rotel wheel")
+    return agent
+
+
+def step_collector(ctx: Context, client: httpx.Client) -> str:
+    """Start rotel, an OTLP collector, on 127.0.0.1; it logs every span it receives."""
+    http_port, grpc_port = free_port(), free_port()
+    command = [
+        str(rotel_agent()),
+        "start",
+        "--otlp-http-endpoint", f"127.0.0.1:{http_port}",
+        "--otlp-grpc-endpoint", f"127.0.0.1:{grpc_port}",
+        "--exporter", "blackhole",
+        "--debug-log", "traces",
+        "--debug-log-verbosity", "detailed",
+    ]  # fmt: skip
+    service = start(ctx, "otel-collector", command, child_env(ctx))
+    deadline = time.monotonic() + 30
+    while True:
+        if service.process.poll() is not None:
+            raise StepFailed(f"rotel exited with code {service.process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", http_port), timeout=1):
+                break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise StepFailed("rotel did not listen within 30 s") from None
+            time.sleep(0.1)
+    ctx.values["otlp_endpoint"] = f"http://127.0.0.1:{http_port}"
+    return f"rotel {ctx.values['otlp_endpoint']} (OTLP/HTTP); serving and the stages export to it"
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def received_spans(log: str) -> list[dict[str, str]]:
+    """The spans of rotel's debug log: name, id, parent id, trace id and service name."""
+    spans: list[dict[str, str]] = []
+    service = ""
+    current: dict[str, str] | None = None
+    for raw in log.splitlines():
+        line = _ANSI.sub("", raw).strip()
+        if line.startswith("-> service.name: Str("):
+            service = line.removeprefix("-> service.name: Str(").removesuffix(")")
+        elif line.startswith("Span #"):
+            current = {"service": service}
+            spans.append(current)
+        elif current is not None and ":" in line:
+            key, _, value = line.partition(":")
+            field = {"Trace ID": "trace", "Parent ID": "parent", "ID": "id", "Name": "name"}
+            if key.strip() in field:
+                current[field[key.strip()]] = value.strip()
+    return spans
+
+
+def step_traces(ctx: Context, client: httpx.Client) -> str:
+    """The collector received the request -> feature lookup -> model trace and the stages'."""
+    request_id = f"verify-{ctx.values['started_ms']}"
+    response = client.post(
+        f"{ctx.values['serving_url']}/predict",
+        json={"customer_ids": [row[ENTITY_COLUMN] for row in ctx.values["snapshots"]]},
+        headers={"X-Request-ID": request_id},
+    )
+    if response.status_code != 200 or response.headers.get("x-request-id") != request_id:
+        raise StepFailed(
+            f"/predict: HTTP {response.status_code}, X-Request-ID "
+            f"{response.headers.get('x-request-id')!r} (sent {request_id!r})"
+        )
+    log_path = ctx.logs_dir / "otel-collector.log"
+    deadline = time.monotonic() + 20
+    problem = "no spans"
+    while time.monotonic() < deadline:
+        spans = received_spans(log_path.read_text(encoding="utf-8", errors="replace"))
+        by_id = {span.get("id"): span for span in spans}
+        requests = [s for s in spans if s.get("name") == "POST /predict"]
+        children = {
+            (by_id[s["parent"]]["id"], s["name"])
+            for s in spans
+            if s.get("parent") in by_id and s.get("name") in ("feature lookup", "model predict")
+        }
+        complete = [
+            r for r in requests
+            if {(r["id"], "feature lookup"), (r["id"], "model predict")} <= children
+        ]  # fmt: skip
+        stages = sorted(
+            s["name"].removeprefix("stage ")
+            for s in spans
+            if s.get("name", "").startswith("stage ") and s.get("service") == "pipeline"
+        )
+        if complete and (stages or not ctx.force):
+            request = complete[-1]
+            if request.get("service") != "serving":
+                raise StepFailed(f"the request span comes from service {request.get('service')!r}")
+            return (
+                f"{len(spans)} spans received; POST /predict -> feature lookup, model predict "
+                f"(trace {request.get('trace', '?')[:12]}...); stages traced: "
+                f"{', '.join(stages) or 'none (dvc repro ran nothing)'}"
+            )
+        problem = (
+            f"{len(spans)} spans, {len(requests)} POST /predict, "
+            f"{len(complete)} with both children, stages {stages}"
+        )
+        time.sleep(0.3)
+    raise StepFailed(f"expected trace not received within 20 s: {problem} (see {log_path})")
 
 
 def step_stack_mlflow(ctx: Context, client: httpx.Client) -> str:
@@ -367,8 +495,9 @@ def step_drift(ctx: Context, client: httpx.Client) -> str:
 
 #: The native plan every project starts from (components replace or add steps to it).
 CORE_PLAN: tuple[PlanStep, ...] = (
+    PlanStep("otel collector", step_collector, (), "otel-collector"),
     PlanStep("mlflow server", step_mlflow, (), "mlflow"),
-    PlanStep("dvc repro", step_repro, ("mlflow server",), "dvc-repro"),
+    PlanStep("dvc repro", step_repro, ("mlflow server", "otel collector"), "dvc-repro"),
     PlanStep("champion", step_champion, ("dvc repro",), "mlflow"),
     PlanStep("serving ready", step_serving, ("champion",), "serving"),
     PlanStep("predict ids", step_predict_ids, ("serving ready",), "serving"),
@@ -376,6 +505,7 @@ CORE_PLAN: tuple[PlanStep, ...] = (
     PlanStep("bad payload", step_bad_payload, ("predict ids",), "serving"),
     PlanStep("metrics", step_metrics, ("predict rows", "bad payload"), "serving"),
     PlanStep("drift report", step_drift, ("dvc repro",), "dvc-repro"),
+    PlanStep("traces", step_traces, ("metrics",), "otel-collector"),
 )
 
 #: Against a running stack (``--stack``): the pipeline runs here, the services are the stack's.
@@ -384,6 +514,6 @@ STACK_PLAN: tuple[PlanStep, ...] = (
     PlanStep("dvc repro", step_repro, ("mlflow",), "dvc-repro"),
     PlanStep("champion", step_champion, ("dvc repro",), ""),
     PlanStep("serving ready", step_stack_serving, ("champion",), ""),
-    *CORE_PLAN[4:],
+    *[step for step in CORE_PLAN[5:] if step.name != "traces"],
     PlanStep("prometheus", step_prometheus, ("metrics",), ""),
 )

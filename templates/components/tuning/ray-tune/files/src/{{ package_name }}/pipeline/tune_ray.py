@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from ..config import EXPERIMENT_NAME, Settings, load_settings
+from ..telemetry import run_stage_main
 from .train import split_holdout
 from .tune import cv_score
 from .tune import run as run_stage
@@ -119,4 +120,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage_main('tune', main, load_settings().paths.reports_dir)

@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..config import Settings, load_settings
 from ..schema import ENTITY_COLUMN, FEATURE_COLUMNS, FEATURE_RANGES, LABEL_COLUMN, TIMESTAMP_COLUMN
+from ..telemetry import run_stage_main
 
 EXIT_INVALID = 1
 # column -> (min, max): the data contract's ranges (schema.py).
@@ -127,4 +128,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage_main('validate', main, load_settings().paths.reports_dir)

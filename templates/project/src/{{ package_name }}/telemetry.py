@@ -1,0 +1,239 @@
+"""Logs, traces and the pipeline's last-success record, shared by serving and the stages.
+
+Logs (:func:`configure_logging`): one JSON object per line in the Elastic Common Schema
+(``ecs-logging``), ready for Filebeat/Elasticsearch, with ``service.name``, the request id
+(``http.request.id``, from ``X-Request-ID``) and, while a span is recording, ``trace.id``
+and ``span.id``. ``LOG_FORMAT=text`` switches back to plain lines.
+
+Traces (:func:`configure_tracing`): OpenTelemetry spans exported over OTLP/HTTP when
+``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) is set, and
+nowhere otherwise: off by default, so nothing leaves the machine and the serving hot path
+pays one ``None`` check per span site. The provider is this module's own (not the
+global one), so tests install the SDK's in-memory exporter without touching other code.
+
+Pipeline runs (:func:`stage`): every stage run under it is a span ``stage <name>``, and a
+success is recorded in ``reports/pipeline_status.json`` (``{stage: unix time}``), which the
+serving app exposes as ``pipeline_last_success_timestamp_seconds{stage}`` for the
+"no successful pipeline run" alert.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextvars import ContextVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
+    from opentelemetry.trace import Span, Tracer
+
+#: The request id of the request being handled (``X-Request-ID``), for the log records.
+REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
+REQUEST_ID_HEADER = "x-request-id"
+MAX_REQUEST_ID = 128
+PIPELINE_STATUS = "pipeline_status.json"
+TRACES_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+
+_NULL_SPAN: AbstractContextManager[None] = nullcontext()
+_tracer: Tracer | None = None
+_provider: TracerProvider | None = None
+
+
+# ---- request ids --------------------------------------------------------------------------
+# A new id is 32 hex digits: 16 random per process (re-drawn in a forked child) and a
+# counter. Unique like a uuid4 within a fleet, at ~0.4 us instead of ~7 us (no syscall).
+_id_prefix = os.urandom(8).hex()
+_id_counter = itertools.count()
+
+
+def _new_id_prefix() -> None:
+    global _id_prefix, _id_counter
+    _id_prefix, _id_counter = os.urandom(8).hex(), itertools.count()
+
+
+os.register_at_fork(after_in_child=_new_id_prefix)
+
+
+def new_request_id() -> str:
+    """A fresh request id (32 lowercase hex digits)."""
+    return f"{_id_prefix}{next(_id_counter) & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
+def request_id_from(raw: bytes | None) -> str:
+    """The caller's ``X-Request-ID`` when it is printable ASCII of sane length, else a new one."""
+    if raw and len(raw) <= MAX_REQUEST_ID and raw.isascii():
+        text = raw.decode("ascii")
+        if text.isprintable() and not text.isspace():
+            return text
+    return new_request_id()
+
+
+# ---- logs ---------------------------------------------------------------------------------
+
+
+class ContextFilter(logging.Filter):
+    """Adds the request id and the current trace/span ids to every record it sees."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Annotate ``record`` (never drops it)."""
+        request_id = REQUEST_ID.get()
+        if request_id is not None:
+            setattr(record, "http.request.id", request_id)
+        if _tracer is not None:
+            from opentelemetry import trace
+
+            context = trace.get_current_span().get_span_context()
+            if context.is_valid:
+                setattr(record, "trace.id", format(context.trace_id, "032x"))
+                setattr(record, "span.id", format(context.span_id, "016x"))
+        return True
+
+
+def configure_logging(service: str, level: str | None = None) -> logging.Handler:
+    """Send the root logger's records to stderr as ECS JSON (``LOG_FORMAT=text``: plain).
+
+    Replaces the root logger's handlers (uvicorn's loggers propagate to it when uvicorn
+    runs with ``log_config=None``) and returns the handler installed.
+    """
+    chosen = (level or os.environ.get("LOG_LEVEL") or "info").upper()
+    handler = logging.StreamHandler(sys.stderr)
+    if os.environ.get("LOG_FORMAT", "ecs").lower() == "text":
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        )
+    else:
+        import ecs_logging
+
+        handler.setFormatter(ecs_logging.StdlibFormatter(extra={"service.name": service}))
+    handler.addFilter(ContextFilter())
+    root = logging.getLogger()
+    for old in root.handlers[:]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(chosen)
+    return handler
+
+
+# ---- traces -------------------------------------------------------------------------------
+
+
+def traces_endpoint() -> str | None:
+    """The OTLP/HTTP traces URL from the environment, or None (tracing off)."""
+    specific = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip()
+    if specific:
+        return specific
+    base = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
+    return f"{base.rstrip('/')}/v1/traces" if base else None
+
+
+def configure_tracing(
+    service: str, exporter: SpanExporter | None = None, *, batch: bool = True
+) -> TracerProvider | None:
+    """Start tracing to ``exporter``, or to OTLP/HTTP when an endpoint is configured.
+
+    Returns the provider (call :func:`shutdown_tracing` to flush), or None when neither an
+    exporter is given nor an endpoint set: tracing stays off. ``batch=False`` exports each
+    span as it ends (tests).
+    """
+    global _tracer, _provider
+    if exporter is None:
+        endpoint = traces_endpoint()
+        if endpoint is None:
+            return None
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        exporter = OTLPSpanExporter(endpoint=endpoint)
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+    shutdown_tracing()
+    name = os.environ.get("OTEL_SERVICE_NAME") or service
+    provider = TracerProvider(resource=Resource.create({"service.name": name}))
+    processor = BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
+    provider.add_span_processor(processor)
+    _provider, _tracer = provider, provider.get_tracer(__name__)
+    return provider
+
+
+def shutdown_tracing() -> None:
+    """Flush and stop the current provider, if any; tracing is off afterwards."""
+    global _tracer, _provider
+    provider, _provider, _tracer = _provider, None, None
+    if provider is not None:
+        provider.shutdown()
+
+
+def tracing_enabled() -> bool:
+    """True while a provider is configured."""
+    return _tracer is not None
+
+
+def span(name: str, **attributes: str | int | float | bool) -> AbstractContextManager[Any]:
+    """A child span of the current one named ``name``; a shared no-op when tracing is off."""
+    if _tracer is None:
+        return _NULL_SPAN
+    return _tracer.start_as_current_span(name, attributes=attributes or None)
+
+
+def server_span(name: str, headers: list[tuple[bytes, bytes]]) -> AbstractContextManager[Span]:
+    """A SERVER span continuing the caller's W3C ``traceparent`` (when it sent one)."""
+    from opentelemetry import propagate, trace
+
+    assert _tracer is not None, "server_span needs configure_tracing first"
+    carrier = {key.decode("latin-1"): value.decode("latin-1") for key, value in headers}
+    return _tracer.start_as_current_span(
+        name, context=propagate.extract(carrier), kind=trace.SpanKind.SERVER
+    )
+
+
+# ---- pipeline stages ----------------------------------------------------------------------
+
+
+def status_path(reports_dir: Path) -> Path:
+    """Where the stages record their last success."""
+    return reports_dir / PIPELINE_STATUS
+
+
+def record_success(reports_dir: Path, name: str, when: float | None = None) -> None:
+    """Set ``name``'s last success to ``when`` (now) in the status file (atomic replace)."""
+    path = status_path(reports_dir)
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        loaded = {}
+    status: dict[str, float] = loaded if isinstance(loaded, dict) else {}
+    status[name] = time.time() if when is None else when
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_suffix(f".{os.getpid()}.tmp")
+    scratch.write_text(json.dumps(status, sort_keys=True), encoding="utf-8")
+    scratch.replace(path)
+
+
+@contextmanager
+def stage(name: str, reports_dir: Path) -> Iterator[None]:
+    """Run a pipeline stage: ECS logs, a ``stage <name>`` span, its success recorded."""
+    configure_logging(f"pipeline.{name}")
+    configure_tracing("pipeline", batch=False)
+    try:
+        with span(f"stage {name}", **{"pipeline.stage": name}):
+            yield
+        record_success(reports_dir, name)
+        logging.getLogger(__name__).info("stage %s succeeded", name)
+    finally:
+        shutdown_tracing()
+
+
+def run_stage_main(name: str, main: Callable[[], None], reports_dir: Path) -> None:
+    """``python -m <package>.pipeline.<name>``: ``main`` under :func:`stage`."""
+    with stage(name, reports_dir):
+        main()
