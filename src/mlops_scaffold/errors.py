@@ -9,7 +9,8 @@ Exit codes of every command:
 code meaning
 ==== ==========================================================================
 0    success
-1    a user error: one line ``error: ...`` naming the file, key or argument
+1    a user error: one line ``error: ...`` naming the file, key or argument; also
+     ``update`` on a Mercurial project (vcs=hg): update needs git
 2    usage: arguments or options that do not fit together, unknown or missing;
      also ``new --data`` without ``--dry-run`` (not available yet in this release)
 3    ``verify``/``smoke``: the generated project's verification ran and failed

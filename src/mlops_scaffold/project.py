@@ -10,6 +10,7 @@ import keyword
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from pathlib import Path
 from . import __version__
 from .answers import project_answers
 from .catalogue import catalogue
-from .errors import DestinationError
+from .errors import DestinationError, ProjectError, ToolMissingError
 from .gitutil import TEMPLATE_BRANCH, commit_message, git, git_env, require_git
 from .render import render
 from .stacks import Stack
@@ -154,7 +155,9 @@ def create_project(
     """
     destination = resolve_destination(destination)
     check_destination(destination)
-    if init_git:
+    if init_git and stack.settings.model_dump().get("vcs") == "hg":
+        require_hg()
+    elif init_git:
         require_git()
     created = _missing_ancestors(destination)
     existed = destination.is_dir()
@@ -166,7 +169,9 @@ def create_project(
         target = staging / destination.name
         answers = project_answers(stack, destination)
         render(answers, target, interactive=interactive, template=template)
-        if init_git:
+        if init_git and stack.settings.model_dump().get("vcs") == "hg":
+            _initial_hg_commit(target, stack)
+        elif init_git:
             _initial_commit(target, stack)
         if destination.exists():
             destination.rmdir()
@@ -235,3 +240,33 @@ def _initial_commit(project: Path, stack: Stack) -> None:
     commit = git(project, "commit-tree", tree, "-m", message, env=env).stdout.strip()
     git(project, "update-ref", "refs/heads/main", commit, env=env)
     git(project, "branch", TEMPLATE_BRANCH, env=env)
+
+
+def require_hg() -> str:
+    """Return the hg executable or raise a user-facing error if Mercurial is missing."""
+    executable = shutil.which("hg")
+    if executable is None:
+        raise ToolMissingError(
+            "vcs=hg needs Mercurial (hg) on PATH; install it (Debian: mercurial) or pass --no-git"
+        )
+    return executable
+
+
+def _initial_hg_commit(project: Path, stack: Stack) -> None:
+    """vcs=hg: a Mercurial repository with the pristine render committed (on ``default``).
+
+    HGPLAIN and an empty HGRCPATH: no user extension or hook changes what is committed.
+    The author is the git identity when one is configured (the same as ``new`` with git).
+    """
+    identity = git_env() if shutil.which("git") else {}
+    name = identity.get("GIT_AUTHOR_NAME", "mlops-scaffold")
+    email = identity.get("GIT_AUTHOR_EMAIL", "mlops-scaffold@localhost")
+    env = {**os.environ, "HGPLAIN": "1", "HGRCPATH": "", "HGUSER": f"{name} <{email}>"}
+    summary = f"Generate project with mlops-scaffold {__version__} (profile {stack.name})"
+    for args in (["init"], ["add", "--quiet"], ["commit", "--quiet", "-m", summary]):
+        result = subprocess.run(
+            [require_hg(), *args], cwd=project, env=env, capture_output=True, text=True, check=False
+        )
+        if result.returncode != 0:
+            detail = (result.stderr or result.stdout).strip().splitlines()
+            raise ProjectError(f"hg {args[0]} failed in {project}: {detail[-1] if detail else ''}")

@@ -328,6 +328,11 @@ def _open(project_dir: Path) -> _Repo:
             f"{project}: not a generated project ({ANSWERS_FILE} is missing); "
             "update works on projects created by `mlops-scaffold new`"
         )
+    if (project / ".hg").is_dir() and not (project / ".git").exists():
+        raise ProjectError(
+            f"{project}: a Mercurial repository (vcs=hg); update needs git: it merges template "
+            f"changes with git, so convert the project to git first ({ADOPT_HINT})"
+        )
     return _repository(project)
 
 

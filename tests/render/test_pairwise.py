@@ -46,12 +46,14 @@ PYTEST_STACKS: dict[str, tuple[str, tuple[str, ...]]] = {
     "k8s-seldon-grafana-ray-ge": (
         "kubernetes",
         ("serving_platform=seldon", "monitoring=evidently-grafana", "tuning=ray-tune",
-         "validation=great-expectations", "ci=none"),
+         "validation=great-expectations", "ci=bitbucket"),
     ),
     # deployment (same environment as the kubernetes profile)
-    "k8s-deployment": ("kubernetes", ("serving_platform=deployment", "orchestration=dvc")),
+    "k8s-deployment": ("kubernetes", ("serving_platform=deployment", "orchestration=dvc",
+                                      "ci=gitlab")),
     # every tracker beside MLflow: train and evaluate read back from each, offline (strace)
-    "startup-trackers": ("startup", ("trackers=wandb,tensorboard",)),
+    # ci=jenkins and vcs=hg (Mercurial) ride along: the generated pytest does not see them
+    "startup-trackers": ("startup", ("trackers=wandb,tensorboard", "ci=jenkins", "vcs=hg")),
 }
 ALREADY_TESTED = {"startup": ("startup", ()), "startup-lean": ("startup", ("tuning=none",
                   "ci=none")), "kubernetes": ("kubernetes", ()),

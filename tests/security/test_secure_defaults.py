@@ -118,6 +118,23 @@ def test_make_secrets_creates_env_when_missing_and_setup_calls_it(enterprise: Pa
     assert "secrets" in dry.stdout
 
 
+def test_envfile_from_env_takes_secrets_from_the_ci_secret_store(enterprise: Path) -> None:
+    """CI: `envfile.py from-env` puts a secret the CI system's store exports into .env."""
+    package = next(path.name for path in (enterprise / "src").iterdir() if path.is_dir())
+    # pragma: allowlist nextline secret (a test value, not a credential)
+    chosen = "a-key-from-the-ci-secret-store-42"
+    result = subprocess.run(
+        [sys.executable, f"src/{package}/envfile.py", "from-env"], cwd=enterprise,
+        env={**os.environ, "SERVING_API_KEY": chosen}, capture_output=True, text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    values = env_values(enterprise / ".env")
+    assert values["SERVING_API_KEY"] == chosen
+    assert all(values[name] for name in SECRETS)
+    assert chosen not in result.stdout + result.stderr  # names only, never values
+
+
 @pytest.mark.parametrize("value", ["mlops-dev-api-key", "short", ""])
 def test_public_or_weak_secrets_are_refused(enterprise: Path, value: str) -> None:
     run(["make", "--no-print-directory", "secrets"], enterprise)

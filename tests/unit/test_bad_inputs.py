@@ -337,8 +337,9 @@ CASES = [
     case("stack-port-clash", NEW + " -s {tmp}/s.yaml", 1,
          "settings.mlflow_port and settings.serving_port are both 5000",
          text_file("s.yaml", VALID_STACK.replace("8081", "5000"))),
-    case("stack-with-bad-set", NEW + " -s {tmp}/s.yaml --set ci=jenkins", 1,
-         "slot 'ci' allows github-actions, none; got 'jenkins'", text_file("s.yaml", VALID_STACK)),
+    case("stack-with-bad-set", NEW + " -s {tmp}/s.yaml --set ci=travis", 1,
+         "slot 'ci' allows bitbucket, github-actions, gitlab, jenkins, none; got 'travis'",
+         text_file("s.yaml", VALID_STACK)),
     # -- new: usage
     case("new-missing-dest", "new", 2, "Missing argument"),
     case("new-unknown-option", NEW + " -p startup --bogus", 2, "No such option: --bogus"),

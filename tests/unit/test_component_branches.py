@@ -30,7 +30,7 @@ ALLOWED_BRANCHES: dict[str, int] = {}
 # Shared file -> comparisons of a closed setting to a value it may still hold.
 ALLOWED_SETTING_BRANCHES: dict[str, int] = {}
 # copier.yml _exclude rules that drop files by component.
-ALLOWED_EXCLUDE_BRANCHES = 1
+ALLOWED_EXCLUDE_BRANCHES = 0
 # copier.yml _exclude rules that drop files by a closed setting's value.
 ALLOWED_EXCLUDE_SETTING_BRANCHES = 0
 

@@ -69,7 +69,7 @@ def test_copier_copy_and_update_from_the_repository(tmp_path: Path) -> None:
     commit_all(project, "My edit")
 
     (source / "templates" / "project" / "CHANGELOG.md").write_text("Added in v2.\n")
-    ignore_file = source / "templates" / "project" / ".gitignore"
+    ignore_file = source / "templates" / "components" / "vcs" / "ignore-patterns.txt"
     ignore_file.write_text(ignore_file.read_text() + "/v2-cache/\n")
     commit_all(source, "v2")
     run_git(source, "tag", "v2")

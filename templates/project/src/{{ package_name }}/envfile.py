@@ -12,6 +12,10 @@
 4. refuses, with one ``error:`` line and exit code 2, a secret that is still empty, a
    value of ``.env.example`` or a development value of earlier versions of this file.
 
+``python src/<package>/envfile.py from-env`` (CI) does the same, taking an empty secret's
+value from the process environment where a variable of that name is set (the CI system's
+secret store) and generating the others.
+
 ``python src/<package>/envfile.py check`` does step 4 only, on the process environment:
 the services (``make mlflow``, ``make dev-services``, ``make serve``) run it before they
 start. This file uses the standard library only, so it runs before ``make setup`` too.
@@ -86,16 +90,22 @@ def uri_password(uri: str) -> str | None:
     return match.group(2) if match else None
 
 
-def fill(text: str, values: Mapping[str, str], example: Mapping[str, str]) -> tuple[str, list[str]]:
+def fill(
+    text: str,
+    values: Mapping[str, str],
+    example: Mapping[str, str],
+    environ: Mapping[str, str] | None = None,
+) -> tuple[str, list[str]]:
     """``text`` (a .env file) with its empty secrets generated; the names filled.
 
     A secret of ``example`` missing from ``text`` (a .env older than the example) is
     appended, generated; database URIs missing from it are appended from the example.
+    With ``environ`` (CI: its secret store), a secret set there is taken, not generated.
     """
     generated: dict[str, str] = {}
     for name, make in GENERATORS.items():
         if name in example and not values.get(name):
-            generated[name] = make()
+            generated[name] = (environ or {}).get(name) or make()
     text = text.rstrip("\n") + "\n"
     for name in [*generated, *DATABASE_URIS]:
         if name in example and name not in values:
@@ -170,8 +180,8 @@ def write_secret_files(root: Path, values: Mapping[str, str]) -> list[str]:
     return written
 
 
-def make_secrets(root: Path) -> list[str]:
-    """Everything ``make secrets`` does; one line per action."""
+def make_secrets(root: Path, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Everything ``make secrets`` does; one line per action (``environ``: see :func:`fill`)."""
     example_path, env_path = root / ".env.example", root / ".env"
     done = []
     if not env_path.exists():
@@ -179,7 +189,7 @@ def make_secrets(root: Path) -> list[str]:
         env_path.chmod(0o600)
         done.append(".env created from .env.example")
     text = env_path.read_text(encoding="utf-8")
-    new_text, filled = fill(text, read_env(env_path), read_env(example_path))
+    new_text, filled = fill(text, read_env(env_path), read_env(example_path), environ)
     if filled:
         temporary = env_path.with_name(".env.tmp")
         temporary.write_text(new_text, encoding="utf-8")
@@ -193,13 +203,14 @@ def make_secrets(root: Path) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    """``envfile.py`` (make secrets) or ``envfile.py check`` (before a service starts)."""
+    """``envfile.py`` (make secrets), ``envfile.py from-env`` (CI) or ``envfile.py check``."""
     root = Path(os.environ.get("PROJECT_ROOT") or Path(__file__).resolve().parents[2])
     try:
         if argv[:1] == ["check"]:
             require(os.environ, root / ".env.example")
             return 0
-        for line in make_secrets(root):
+        environ = os.environ if argv[:1] == ["from-env"] else None
+        for line in make_secrets(root, environ):
             print(f"secrets: {line}")
     except SecretError as error:
         print(f"error: {error}", file=sys.stderr)
