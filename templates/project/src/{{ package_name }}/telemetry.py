@@ -189,7 +189,8 @@ def server_span(name: str, headers: list[tuple[bytes, bytes]]) -> AbstractContex
     """A SERVER span continuing the caller's W3C ``traceparent`` (when it sent one)."""
     from opentelemetry import propagate, trace
 
-    assert _tracer is not None, "server_span needs configure_tracing first"
+    if _tracer is None:
+        raise RuntimeError("server_span needs configure_tracing first")
     carrier = {key.decode("latin-1"): value.decode("latin-1") for key, value in headers}
     return _tracer.start_as_current_span(
         name, context=propagate.extract(carrier), kind=trace.SpanKind.SERVER
