@@ -1,0 +1,1 @@
+../../components/serving/mlserver/files/mlserver-runtime/churn_runtime.py
