@@ -31,31 +31,32 @@ FORMATS = (".csv", ".parquet")
 MISSING_FEATURE = "missing feature"
 
 
-def read_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    """The rows of ``path`` (CSV or Parquet) in frames of at most ``chunk_rows`` rows."""
-    columns = [ENTITY_COLUMN, *FEATURE_COLUMNS]
+def input_columns(path: Path) -> list[str]:
+    """The columns of ``path`` that scoring reads (the id when present, every feature).
+
+    Reads the header (CSV) or the schema (Parquet) only; fails naming missing features.
+    """
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        parquet = pq.ParquetFile(path)
-        present = [c for c in columns if c in parquet.schema_arrow.names]
-        check_columns(present, path)
-        for batch in parquet.iter_batches(batch_size=chunk_rows, columns=present):
-            yield batch.to_pandas()
-    elif path.suffix == ".csv":
-        header = pd.read_csv(path, nrows=0).columns
-        present = [c for c in columns if c in header]
-        check_columns(present, path)
-        yield from pd.read_csv(path, usecols=present, chunksize=chunk_rows)
+        names = list(pq.ParquetFile(path).schema_arrow.names)
     else:
-        raise ValueError(f"{path}: expected a {' or '.join(FORMATS)} file")
-
-
-def check_columns(present: list[str], path: Path) -> None:
-    """Fail with the missing feature columns named."""
-    missing = [c for c in FEATURE_COLUMNS if c not in present]
+        names = list(pd.read_csv(path, nrows=0).columns)
+    missing = [c for c in FEATURE_COLUMNS if c not in names]
     if missing:
         raise ValueError(f"{path}: no feature column(s) {missing}")
+    return [c for c in (ENTITY_COLUMN, *FEATURE_COLUMNS) if c in names]
+
+
+def read_chunks(path: Path, columns: list[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """``columns`` of ``path`` (CSV or Parquet) in frames of at most ``chunk_rows`` rows."""
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows, columns=columns):
+            yield batch.to_pandas()
+    else:
+        yield from pd.read_csv(path, usecols=columns, chunksize=chunk_rows)
 
 
 def score_chunk(
@@ -116,13 +117,14 @@ def score_file(
     if not source.is_file():
         raise ValueError(f"{source}: no such file")
     cutoff = threshold if threshold is not None else float(os.environ.get("CHURN_THRESHOLD") or 0.5)
+    columns = input_columns(source)
     model, name, version = champion or load_champion(settings)
     partial = target.with_name(f".{target.name}.partial")
     target.parent.mkdir(parents=True, exist_ok=True)
     rows = chunks = failed = 0
     writer: Any = None
     try:
-        for chunk in read_chunks(source, chunk_rows):
+        for chunk in read_chunks(source, columns, chunk_rows):
             scored = score_chunk(model, chunk.reset_index(drop=True), cutoff, name, version)
             if target.suffix == ".parquet":
                 import pyarrow as pa

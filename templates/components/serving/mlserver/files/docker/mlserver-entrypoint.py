@@ -39,7 +39,7 @@ def main() -> None:
     }
     model = {
         "name": name,
-        "implementation": "churn_runtime.ChurnRuntime",
+        "implementation": "mlserver_runtime.ChurnRuntime",
         "parameters": {"uri": f"models:/{name}@champion"},
     }
     (OUT / "settings.json").write_text(json.dumps(settings, indent=2))

@@ -19,8 +19,8 @@ from typing import Any
 
 from ..config import MODEL_ALIAS, load_settings
 
-RUNTIME = "churn_runtime.ChurnRuntime"
-"""``mlserver-runtime/churn_runtime.py``: the MLflow runtime, input errors answered 400."""
+RUNTIME = "mlserver_runtime.ChurnRuntime"
+"""``mlserver_runtime.py`` (project root): the MLflow runtime, input errors answered 400."""
 
 
 def server_settings(host: str, http_port: int, grpc_port: int, metrics_port: int) -> dict[str, Any]:

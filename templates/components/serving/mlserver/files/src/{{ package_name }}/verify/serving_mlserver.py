@@ -76,7 +76,7 @@ def step_serving(ctx: Context, client: httpx.Client) -> str:
     )  # fmt: skip
     env = child_env(ctx, MLFLOW_TRACKING_URI=ctx.values["tracking_uri"])
     env["PATH"] = f"{mlserver.parent}:{env.get('PATH', '')}"
-    env["PYTHONPATH"] = str(ctx.root / "mlserver-runtime")
+    env["PYTHONPATH"] = str(ctx.root)  # mlserver_runtime.py
     service = start(ctx, "serving", [str(mlserver), "start", str(out)], env)
     url = f"http://127.0.0.1:{http_port}"
     started = time.monotonic()

@@ -4,7 +4,7 @@ MLServer answers 500 (and logs a traceback) when a V2 request cannot be decoded 
 the model's signature, e.g. a string in an INT64 input: that is the client's error.
 :class:`ChurnRuntime` turns those into MLServer's ``InferenceError`` (HTTP 400, a one-line
 message). It runs in MLServer's own environment (.venv-mlserver), found through
-``PYTHONPATH=mlserver-runtime`` (make serve, verify, the image).
+``PYTHONPATH`` = the project root (make serve, verify, the image).
 """
 
 from mlflow.exceptions import MlflowException

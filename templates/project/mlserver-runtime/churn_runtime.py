@@ -1,1 +1,0 @@
-../../components/serving/mlserver/files/mlserver-runtime/churn_runtime.py
