@@ -16,7 +16,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # Every built-in profile, plus the variants that switch optional components off.
 VARIANTS: dict[str, tuple[str | None, str | None, tuple[str, ...]]] = {
     **{profile: (profile, None, ()) for profile in builtin_profiles()},
-    "startup-lean": ("startup", None, ("tuning=none", "ci=none")),
+    # MLServer as the serving application (its own environment: not built by the tests)
+    "startup-lean": ("startup", None, ("tuning=none", "ci=none", "serving=mlserver")),
     # The S3 bucket without the shared platform: MinIO and MLflow's proxied artifacts on
     # SQLite's MLflow (artifact_store=s3 owns them, not tracking_backend=postgresql).
     "startup-s3": ("startup", None, ("artifact_store=s3", "data_remote=s3")),

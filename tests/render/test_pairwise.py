@@ -51,12 +51,14 @@ PYTEST_STACKS: dict[str, tuple[str, tuple[str, ...]]] = {
     # deployment (same environment as the kubernetes profile)
     "k8s-deployment": ("kubernetes", ("serving_platform=deployment", "orchestration=dvc",
                                       "ci=gitlab")),
-    # every tracker beside MLflow: train and evaluate read back from each, offline (strace)
+    # every tracker beside MLflow: train and evaluate read back from each, offline (strace);
+    # the BentoML serving application (its service module imports in the generated lint);
     # ci=jenkins and vcs=hg (Mercurial) ride along: the generated pytest does not see them
-    "startup-trackers": ("startup", ("trackers=wandb,tensorboard", "ci=jenkins", "vcs=hg")),
+    "startup-trackers": ("startup", ("trackers=wandb,tensorboard", "serving=bentoml",
+                                     "ci=jenkins", "vcs=hg")),
 }
 ALREADY_TESTED = {"startup": ("startup", ()), "startup-lean": ("startup", ("tuning=none",
-                  "ci=none")), "kubernetes": ("kubernetes", ()),
+                  "ci=none", "serving=mlserver")), "kubernetes": ("kubernetes", ()),
                   # tests/e2e/test_enterprise_e2e.py (slow) runs its pytest against the dev
                   # services it starts (its Feast test needs FEAST_REDIS and the SQL registry)
                   "enterprise": ("enterprise", ()),

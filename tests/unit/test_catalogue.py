@@ -98,6 +98,11 @@ REFUSED = [
     (["orchestration=airflow"], "orchestration=airflow requires tracking_backend=postgresql "
      "(have tracking_backend=sqlite: "),
     (["online_store=dynamodb"], "online_store=dynamodb requires deploy=aws-cdk"),
+    (["serving=mlserver", "tracking_backend=postgresql"], "serving=mlserver conflicts with "
+     "tracking_backend=postgresql (the enterprise verify steps (API key, MLflow auth) drive "
+     "the FastAPI app); set tracking_backend=sqlite"),
+    (["serving=bentoml", "deploy=kubernetes", "serving_platform=kserve"], "serving=bentoml "
+     "requires serving_platform=compose (have serving_platform=kserve: "),
     (["online_store=redis"], "online_store=redis requires tracking_backend=postgresql"),
     (["serving_platform=sagemaker", "deploy=aws-cdk"],
      "deploy=aws-cdk requires artifact_store=s3 (have artifact_store=local"),

@@ -1,0 +1,111 @@
+"""The BentoML service: the registry's ``champion`` behind BentoML, same contract as the API.
+
+``bentoml serve <package>.serving.bento_service:ChurnService`` serves ``POST /predict`` with the
+FastAPI app's request and response (:class:`.schemas.PredictRequest`: ``rows`` of features
+or ``customer_ids`` read from Feast), ``POST /model_info`` (the model it scores with),
+BentoML's own ``/livez``, ``/readyz`` and Prometheus ``/metrics``. It loads the champion
+the way the FastAPI app does (:func:`.model.mlflow_model_loader`: MLflow runs in a
+subprocess) when the worker starts, so ``/readyz`` answers 200 only once a model is loaded.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import bentoml
+import numpy as np
+from pydantic import ConfigDict
+
+from ..config import load_settings
+from ..schema import FEATURE_COLUMNS
+from .model import (
+    FeastFeatureLookup,
+    LoadedModel,
+    align_features,
+    mlflow_model_loader,
+    to_model_frame,
+)
+from .schemas import PredictRequest
+
+UNKNOWN_CUSTOMER = "unknown customer_id"
+
+PROBABILITY = bentoml.metrics.Histogram(
+    name="prediction_churn_probability",
+    documentation="Churn probabilities returned by the BentoML service",
+    buckets=tuple(i / 10 for i in range(1, 11)),
+)
+
+
+def _labelled(probabilities: np.ndarray, threshold: float) -> list[dict[str, Any]]:
+    for value in probabilities.tolist():
+        PROBABILITY.observe(value)
+    return [{"churn_probability": p, "churn": p >= threshold} for p in probabilities.tolist()]
+
+
+class BentoPredictRequest(PredictRequest):
+    """:class:`.schemas.PredictRequest` without its OpenAPI extras (BentoML's schema model
+    refuses ``examples``); the same fields and the same exactly-one-input validation."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=None)
+
+
+@bentoml.service(name="churn", workers=1, traffic={"timeout": 30})
+class ChurnService:
+    """Scores churn with the champion loaded at start-up (BentoML worker process)."""
+
+    def __init__(self) -> None:
+        self.settings = load_settings()
+        runtime = os.environ.get("SERVING_RUNTIME") or "sklearn"
+        self.model: LoadedModel = mlflow_model_loader(self.settings, runtime=runtime)()
+        self.lookup = FeastFeatureLookup(self.settings)
+        self.threshold = float(os.environ.get("CHURN_THRESHOLD") or 0.5)
+
+    @bentoml.api(input_spec=BentoPredictRequest)
+    def predict(
+        self, customer_ids: list[int] | None = None, rows: list[dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
+        """Score ``rows`` directly, or ``customer_ids`` with features from the online store."""
+        if rows is not None:
+            import pandas as pd
+
+            frame = pd.DataFrame(rows, columns=FEATURE_COLUMNS)
+            probabilities = self.model.predict(to_model_frame(frame, self.model))
+            predictions = _labelled(probabilities, self.threshold)
+        else:
+            predictions = self._predict_ids([int(i) for i in customer_ids or []])
+        return {
+            "model_name": self.model.name,
+            "model_version": self.model.version,
+            "threshold": self.threshold,
+            "predictions": predictions,
+        }
+
+    @bentoml.api
+    def model_info(self) -> dict[str, Any]:
+        """The registry identity of the model this service scores with."""
+        return {
+            "model_name": self.model.name,
+            "model_version": self.model.version,
+            "runtime": self.model.runtime,
+        }
+
+    def _predict_ids(self, customer_ids: list[int]) -> list[dict[str, Any]]:
+        frame, complete = align_features(self.lookup(customer_ids), customer_ids)
+        probabilities = (
+            self.model.predict(to_model_frame(frame[complete], self.model))
+            if complete.any()
+            else np.empty(0)
+        )
+        results = iter(_labelled(probabilities, self.threshold))
+        return [
+            {"customer_id": cid, **next(results)}
+            if ok
+            else {
+                "customer_id": cid,
+                "churn_probability": None,
+                "churn": None,
+                "error": UNKNOWN_CUSTOMER,
+            }
+            for cid, ok in zip(customer_ids, complete.tolist(), strict=True)
+        ]

@@ -1,0 +1,168 @@
+"""Verify steps of the MLServer serving application (``serving=mlserver``).
+
+MLServer (Seldon) runs from its own environment, ``.venv-mlserver`` (``make setup``), with
+its MLflow runtime on the champion version, bound to 127.0.0.1 on three ports (HTTP,
+gRPC, metrics). The steps replace the core steps that speak the FastAPI app's routes:
+ready when the V2 ``/v2/health/ready`` and ``/v2/models/<name>/ready`` answer; V2
+inference of the snapshot rows (``content_type: pd``) equal to the champion's scores
+computed offline; malformed V2 requests refused with a 4xx and no stack trace; the
+metrics port's ``/metrics`` counting the inferences. By id: MLServer's MLflow runtime
+has no pre-processing step in which to read Feast, so ids are not served (rows only).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from ..schema import FEATURE_COLUMNS, FEATURE_DTYPES
+from ..serving.mlserver_settings import write
+from .runner import Context, Flag, StepFailed, child_env, free_port, start, wait_http
+from .serving_app import (
+    compare_scores,
+    feature_rows,
+    metric_samples,
+    offline_scores,
+    refused,
+    total,
+)
+
+#: The command-line flags of this module's steps (none; see :class:`.runner.Flag`).
+FLAGS: tuple[Flag, ...] = ()
+ENVIRONMENT = ".venv-mlserver"
+
+
+def v2_request(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """A V2 inference request of feature ``rows``: one input per column, decoded as pandas."""
+    return {
+        "inputs": [
+            {
+                "name": name,
+                "shape": [len(rows)],
+                "datatype": "INT64" if FEATURE_DTYPES[name].startswith("int") else "FP64",
+                "data": [row[name] for row in rows],
+            }
+            for name in FEATURE_COLUMNS
+        ],
+        "parameters": {"content_type": "pd"},
+    }
+
+
+def churn_probabilities(body: dict[str, Any], count: int) -> list[float]:
+    """P(churn) from a V2 response: ``predict_proba``'s (n, 2) output, positive class last."""
+    output = body["outputs"][0]
+    data = [float(x) for x in output["data"]]
+    shape = output["shape"]
+    if len(shape) == 2 and shape[0] == count:
+        return data[shape[1] - 1 :: shape[1]]
+    if shape == [count] or shape == [count, 1]:
+        return data
+    raise StepFailed(f"unexpected V2 output shape {shape} for {count} rows")
+
+
+def step_serving(ctx: Context, client: httpx.Client) -> str:
+    """Start MLServer (``.venv-mlserver``) on 127.0.0.1; wait for V2 readiness of the champion."""
+    mlserver = ctx.root / ENVIRONMENT / "bin" / "mlserver"
+    if not mlserver.is_file():
+        raise StepFailed(f"{mlserver} is missing: run 'make setup' (it builds {ENVIRONMENT})")
+    http_port, grpc_port, metrics_port = free_port(), free_port(), free_port()
+    out = ctx.root / "build" / "verify-mlserver"
+    name, version = ctx.settings.model_name, ctx.values["champion"]
+    write(
+        out, name, version,
+        host="127.0.0.1", http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port,
+    )  # fmt: skip
+    env = child_env(ctx, MLFLOW_TRACKING_URI=ctx.values["tracking_uri"])
+    env["PATH"] = f"{mlserver.parent}:{env.get('PATH', '')}"
+    env["PYTHONPATH"] = str(ctx.root)  # mlserver_runtime.py
+    service = start(ctx, "serving", [str(mlserver), "start", str(out)], env)
+    url = f"http://127.0.0.1:{http_port}"
+    started = time.monotonic()
+    wait_http(client, f"{url}/v2/health/ready", service, timeout=ctx.ready_timeout)
+    model = f"{url}/v2/models/{name}/versions/{version}"
+    wait_http(client, f"{model}/ready", service, timeout=ctx.ready_timeout)
+    metadata = client.get(model).json()
+    inputs = [tensor.get("name") for tensor in metadata.get("inputs", [])]
+    if inputs != FEATURE_COLUMNS:
+        raise StepFailed(f"{model} declares inputs {inputs}, expected {FEATURE_COLUMNS}")
+    ctx.values["serving_url"] = url
+    ctx.values["metrics_url"] = f"http://127.0.0.1:{metrics_port}/metrics"
+    return (
+        f"{url} (MLServer, V2) serves {name} v{version}, grpc :{grpc_port}, "
+        f"metrics :{metrics_port}; ready after {time.monotonic() - started:.0f} s"
+    )
+
+
+def step_predict(ctx: Context, client: httpx.Client) -> str:
+    """V2 inference of the snapshot rows equals the champion's scores computed offline."""
+    from .core import N_CUSTOMERS, newest_snapshots
+
+    ctx.values["snapshots"] = newest_snapshots(ctx, N_CUSTOMERS)
+    rows = feature_rows(ctx)
+    name = ctx.settings.model_name
+    response = client.post(
+        f"{ctx.values['serving_url']}/v2/models/{name}/infer", json=v2_request(rows)
+    )
+    if response.status_code != 200:
+        raise StepFailed(f"HTTP {response.status_code}: {response.text[:300]}")
+    body = response.json()
+    if str(body.get("model_version")) != ctx.values["champion"]:
+        raise StepFailed(f"model_version {body.get('model_version')!r} is not the champion")
+    served = churn_probabilities(body, len(rows))
+    ctx.values["served"] = served
+    return compare_scores(served, offline_scores(ctx, rows), "MLServer V2 scores")
+
+
+def step_batch(ctx: Context, client: httpx.Client) -> str:
+    """Each row scored alone gives the score it got in the batch (no cross-row effects)."""
+    name = ctx.settings.model_name
+    alone = []
+    for row in feature_rows(ctx):
+        response = client.post(
+            f"{ctx.values['serving_url']}/v2/models/{name}/infer", json=v2_request([row])
+        )
+        if response.status_code != 200:
+            raise StepFailed(f"HTTP {response.status_code}: {response.text[:300]}")
+        alone.extend(churn_probabilities(response.json(), 1))
+    return compare_scores(alone, ctx.values["served"], "single-row V2 scores")
+
+
+def step_bad_payload(ctx: Context, client: httpx.Client) -> str:
+    """Malformed V2 requests are refused with a 4xx, and the body shows no stack trace."""
+    url = f"{ctx.values['serving_url']}/v2/models/{ctx.settings.model_name}/infer"
+    request = v2_request(feature_rows(ctx)[:1])
+    wrong_type = {
+        **request,
+        "inputs": [{**request["inputs"][0], "data": ["x"]}, *request["inputs"][1:]],
+    }
+    cases = {
+        "no inputs": {"parameters": {"content_type": "pd"}},
+        "string in a numeric input": wrong_type,
+        "unknown model": None,
+    }
+    codes = []
+    for label, body in cases.items():
+        if body is None:
+            response = client.post(
+                f"{ctx.values['serving_url']}/v2/models/no-such-model/infer", json=request
+            )
+        else:
+            response = client.post(url, json=body)
+        codes.append(f"{label}: {refused(response, label)}")
+    return "; ".join(codes)
+
+
+def step_metrics(ctx: Context, client: httpx.Client) -> str:
+    """The metrics port's ``/metrics`` counts this model's successful inferences."""
+    response = client.get(ctx.values["metrics_url"])
+    if response.status_code != 200:
+        raise StepFailed(f"{ctx.values['metrics_url']}: HTTP {response.status_code}")
+    samples = metric_samples(response.text)
+    name = "model_infer_request_success_total"
+    count = total(samples, name, model=ctx.settings.model_name)
+    if count < 1 + len(ctx.values["snapshots"]):
+        found = sorted(samples)[:40]
+        raise StepFailed(f"{name} for {ctx.settings.model_name} = {count}; samples: {found}")
+    return f"{name}={count:.0f} on {ctx.values['metrics_url']} ({len(samples)} samples)"

@@ -1,0 +1,1 @@
+../../components/serving/mlserver/files/docker/mlserver-entrypoint.py

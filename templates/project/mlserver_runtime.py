@@ -1,0 +1,1 @@
+../components/serving/mlserver/files/mlserver_runtime.py

@@ -1,0 +1,1 @@
+../../../../components/serving/bentoml/files/src/{{ package_name }}/serving/bento_service.py

@@ -1,0 +1,1 @@
+../../../../components/serving/mlserver/files/src/{{ package_name }}/serving/mlserver_settings.py

@@ -1,0 +1,77 @@
+"""Checks shared by the serving applications' verify steps (any app, any protocol).
+
+An app's step module (``serving_bentoml``, ``serving_mlserver``) starts its server and
+talks its protocol; these helpers hold what every app must prove the same way: the
+champion's scores computed offline here, compared with what the server answered, and
+error answers that are client errors without a stack trace.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from ..schema import ENTITY_COLUMN, FEATURE_COLUMNS, FEATURE_DTYPES
+from .runner import Context, StepFailed
+
+TOLERANCE = 1e-9
+"""Largest difference allowed between a served and an offline probability (as ``core``)."""
+
+
+def feature_rows(ctx: Context) -> list[dict[str, Any]]:
+    """The snapshots' feature rows (``core.newest_snapshots``), without the customer id."""
+    return [{k: v for k, v in row.items() if k != ENTITY_COLUMN} for row in ctx.values["snapshots"]]
+
+
+def offline_scores(ctx: Context, rows: list[dict[str, Any]]) -> list[float]:
+    """P(churn) of ``rows`` by the registry's champion version, loaded here with MLflow."""
+    import mlflow.pyfunc
+    import numpy as np
+    import pandas as pd
+
+    mlflow.set_tracking_uri(ctx.values["tracking_uri"])
+    uri = f"models:/{ctx.settings.model_name}/{ctx.values['champion']}"
+    model = mlflow.pyfunc.load_model(uri)
+    frame = pd.DataFrame(rows)[FEATURE_COLUMNS].astype(FEATURE_DTYPES)
+    scores = np.asarray(model.predict(frame), dtype=np.float64)
+    if scores.ndim == 2:
+        scores = scores[:, -1]
+    return [float(s) for s in scores]
+
+
+def compare_scores(served: list[float], offline: list[float], what: str) -> str:
+    """Fail unless ``served`` equals ``offline`` within :data:`TOLERANCE`."""
+    if len(served) != len(offline):
+        raise StepFailed(f"{what}: {len(served)} scores for {len(offline)} rows")
+    worst = max(abs(a - b) for a, b in zip(served, offline, strict=True))
+    if worst > TOLERANCE:
+        raise StepFailed(f"{what} disagree with the champion offline by {worst:.3g}")
+    return f"{len(served)} scores equal the champion's offline scores (max diff {worst:.1e})"
+
+
+def refused(response: httpx.Response, label: str) -> str:
+    """A client error (4xx) whose body carries no Python traceback; returns the status."""
+    if not 400 <= response.status_code < 500:
+        raise StepFailed(f"{label}: HTTP {response.status_code}, expected a 4xx")
+    if "Traceback" in response.text or 'File "' in response.text:
+        raise StepFailed(f"{label}: the error body shows a stack trace: {response.text[:300]}")
+    return str(response.status_code)
+
+
+def metric_samples(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """Prometheus text exposition parsed to ``{sample name: [(labels, value), ...]}``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return samples
+
+
+def total(
+    samples: dict[str, list[tuple[dict[str, str], float]]], name: str, **labels: str
+) -> float:
+    """The sum of ``name``'s samples whose labels include ``labels``."""
+    return sum(v for found, v in samples.get(name, []) if labels.items() <= found.items())

@@ -1,0 +1,1 @@
+../../../../components/serving/bentoml/files/src/{{ package_name }}/verify/serving_bentoml.py

@@ -1,0 +1,1 @@
+../../../../components/serving/mlserver/files/src/{{ package_name }}/verify/serving_mlserver.py
