@@ -19,6 +19,7 @@ serving app exposes as ``pipeline_last_success_timestamp_seconds{stage}`` for th
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import logging
@@ -234,7 +235,22 @@ def stage(name: str, reports_dir: Path) -> Iterator[None]:
         shutdown_tracing()
 
 
-def run_stage_main(name: str, main: Callable[[], None], reports_dir: Path) -> None:
-    """``python -m <package>.pipeline.<name>``: ``main`` under :func:`stage`."""
-    with stage(name, reports_dir):
-        main()
+def stage_entry(name: str) -> Callable[[Callable[[], None]], Callable[[], None]]:
+    """Decorate a stage's ``main``: run as ``python -m <package>.pipeline.<name>``, it runs
+    under :func:`stage` (ECS logs, a span, its success recorded); imported, it is unchanged.
+    """
+
+    def decorate(main: Callable[[], None]) -> Callable[[], None]:
+        if main.__module__ != "__main__":
+            return main
+
+        @functools.wraps(main)
+        def run() -> None:
+            from .config import load_settings
+
+            with stage(name, load_settings().paths.reports_dir):
+                main()
+
+        return run
+
+    return decorate

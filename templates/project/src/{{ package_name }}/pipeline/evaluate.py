@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..config import MODEL_ALIAS, Settings, load_settings
 from ..schema import FEATURE_COLUMNS, LABEL_COLUMN
-from ..telemetry import run_stage_main
+from ..telemetry import stage_entry
 
 
 def score_version(
@@ -149,6 +149,7 @@ def run(settings: Settings) -> dict[str, Any]:
     return report
 
 
+@stage_entry("evaluate")
 def main() -> None:
     """Entry point of ``python -m <package>.pipeline.evaluate``."""
     report = run(load_settings())
@@ -161,4 +162,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage_main('evaluate', main, load_settings().paths.reports_dir)
+    main()

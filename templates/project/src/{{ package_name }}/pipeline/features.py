@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..config import Settings, load_settings
 from ..schema import ENTITY_COLUMN, FEATURE_VIEW, LABEL_COLUMN, TIMESTAMP_COLUMN
-from ..telemetry import run_stage_main
+from ..telemetry import stage_entry
 from .data import feature_frame
 from .data_check import DataCheckError, read_checked, refuse, run_stage
 
@@ -72,6 +72,7 @@ def publish(settings: Settings, table: pd.DataFrame) -> dict[str, Any]:
     return {"applied": applied, "source": source, "start": start, "end": end}
 
 
+@stage_entry("features")
 def main() -> None:
     """Entry point of ``python -m <package>.pipeline.features``."""
     settings = load_settings()
@@ -89,4 +90,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage(lambda: run_stage_main('features', main, load_settings().paths.reports_dir))
+    run_stage(main)

@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..config import MODEL_ALIAS, Settings, load_settings
 from ..schema import FEATURE_COLUMNS, FEATURE_DTYPES
-from ..telemetry import run_stage_main
+from ..telemetry import stage_entry
 
 PREDICTION_COLUMN = "churn_probability"
 # Integer features with at most this many distinct values are compared as categories.
@@ -150,6 +150,7 @@ def run(settings: Settings) -> dict[str, Any]:
     return summary
 
 
+@stage_entry("monitor")
 def main() -> None:
     """Entry point of ``python -m <package>.pipeline.monitor``."""
     summary = run(load_settings())
@@ -161,4 +162,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage_main('monitor', main, load_settings().paths.reports_dir)
+    main()

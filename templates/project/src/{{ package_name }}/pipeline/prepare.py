@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..config import Settings, load_settings
 from ..schema import LABEL_COLUMN
-from ..telemetry import run_stage_main
+from ..telemetry import stage_entry
 from .data import DataParams, generate
 from .data_check import DataCheckError, read_checked, refuse, run_stage
 
@@ -36,6 +36,7 @@ def run(settings: Settings) -> dict[str, float]:
     }
 
 
+@stage_entry("prepare")
 def main() -> None:
     """Entry point of ``python -m <package>.pipeline.prepare``.
 
@@ -52,4 +53,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage(lambda: run_stage_main('prepare', main, load_settings().paths.reports_dir))
+    run_stage(main)

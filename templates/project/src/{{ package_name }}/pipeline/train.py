@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..config import Settings, load_settings
 from ..schema import ENTITY_COLUMN, FEATURE_COLUMNS, LABEL_COLUMN, TIMESTAMP_COLUMN
-from ..telemetry import run_stage_main
+from ..telemetry import stage_entry
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -191,6 +191,7 @@ def run(settings: Settings, frame: pd.DataFrame | None = None) -> dict[str, Any]
     return report
 
 
+@stage_entry("train")
 def main() -> None:
     """Entry point of ``python -m <package>.pipeline.train``."""
     report = run(load_settings())
@@ -203,4 +204,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage_main('train', main, load_settings().paths.reports_dir)
+    main()

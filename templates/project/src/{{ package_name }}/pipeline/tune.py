@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..config import Settings, load_settings
 from ..schema import ENTITY_COLUMN, FEATURE_COLUMNS, LABEL_COLUMN
-from ..telemetry import run_stage_main
+from ..telemetry import stage_entry
 from .train import build_pipeline, load_training_frame, split_holdout
 
 if TYPE_CHECKING:
@@ -111,6 +111,7 @@ def run(
     return result
 
 
+@stage_entry("tune")
 def main() -> None:
     """Entry point of ``python -m <package>.pipeline.tune``."""
     result = run(load_settings())
@@ -122,4 +123,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage_main('tune', main, load_settings().paths.reports_dir)
+    main()

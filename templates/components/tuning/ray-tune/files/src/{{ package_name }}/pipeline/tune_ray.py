@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from ..config import EXPERIMENT_NAME, Settings, load_settings
-from ..telemetry import run_stage_main
+from ..telemetry import stage_entry
 from .train import split_holdout
 from .tune import cv_score
 from .tune import run as run_stage
@@ -109,6 +109,7 @@ def run(settings: Settings, frame: pd.DataFrame | None = None) -> dict[str, Any]
     return run_stage(settings, frame, tuner=tune)
 
 
+@stage_entry("tune")
 def main() -> None:
     """Entry point of ``python -m <package>.pipeline.tune_ray``."""
     result = run(load_settings())
@@ -120,4 +121,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage_main('tune', main, load_settings().paths.reports_dir)
+    main()

@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..config import Settings, load_settings
 from ..schema import ENTITY_COLUMN, FEATURE_COLUMNS, FEATURE_RANGES, LABEL_COLUMN, TIMESTAMP_COLUMN
-from ..telemetry import run_stage_main
+from ..telemetry import stage_entry
 
 EXIT_INVALID = 1
 # column -> (min, max): the data contract's ranges (schema.py).
@@ -114,6 +114,7 @@ def run(settings: Settings) -> dict[str, Any]:
     return summary
 
 
+@stage_entry("validate")
 def main() -> None:
     """Entry point of ``python -m <package>.pipeline.validate``; exit code 1 if it fails."""
     try:
@@ -128,4 +129,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage_main('validate', main, load_settings().paths.reports_dir)
+    main()
