@@ -263,6 +263,7 @@ def write_links(template: Path, cat: Catalogue) -> None:
             raise CatalogueError(f"{link}: a file where {slot}/{name} owns the path")
         if not source.exists():
             raise CatalogueError(f"{source}: missing (owned by {slot}/{name})")
+        link.parent.mkdir(parents=True, exist_ok=True)  # a folder only components have
         real_parent = link.parent.resolve()  # an owned path may lie in another's folder
         link.symlink_to(os.path.relpath(source, real_parent))
 
