@@ -142,5 +142,5 @@ def test_the_copier_question_is_a_multiselect_and_contributions_follow_members(
         package / "platform" / "trackers.py"
     ).read_text(encoding="utf-8")
     pyproject = (target / "pyproject.toml").read_text(encoding="utf-8")
-    assert '"wandb==0.31.0"' in pyproject and "tensorboard==" not in pyproject
+    assert '"wandb[sweeps]==0.31.0"' in pyproject and "tensorboard==" not in pyproject
     assert "export WANDB_MODE ?= offline" in (target / "Makefile").read_text(encoding="utf-8")
