@@ -192,5 +192,5 @@ def step_sweep(ctx: Context, client: httpx.Client) -> str:
     proposal = sweeps.next_run(config, [], validate=True)
     if proposal is None or set(proposal.config) != set(config["parameters"]):
         raise StepFailed(f"{SWEEP_FILE}: the sweep library proposes {proposal}")
-    drawn = {key: item["value"] for key, item in proposal.config.items()}
-    return f"{SWEEP_FILE} valid ({config['method']}, {sorted(drawn)}); first proposal {drawn}"
+    drawn = ", ".join(f"{key}={item['value']}" for key, item in sorted(proposal.config.items()))
+    return f"{SWEEP_FILE} valid ({config['method']}); the library's first proposal: {drawn}"
