@@ -67,9 +67,21 @@ ALREADY_TESTED = {"startup": ("startup", ()), "startup-lean": ("startup", ("tuni
 
 
 def pairs_of(selection: dict[str, str]) -> set[Pair]:
-    """Every (key, value, key, value) pair ``selection`` contains, keys in question order."""
-    items = list(selection.items())
-    return {(a, va, b, vb) for (a, va), (b, vb) in itertools.combinations(items, 2)}
+    """Every (key, value, key, value) pair ``selection`` contains, keys in question order.
+
+    A multiple slot holding several members (the research profile's ``trackers: [wandb,
+    tensorboard]``) covers the pairs of each member alone, the values :func:`values_of` pairs.
+    """
+    items = [
+        (key, member)
+        for key, value in selection.items()
+        for member in (
+            [(m,) for m in value] if isinstance(value, tuple) and len(value) > 1 else [value]
+        )
+    ]
+    return {
+        (a, va, b, vb) for (a, va), (b, vb) in itertools.combinations(items, 2) if a != b
+    }
 
 
 def ordered(selection: dict[str, str]) -> dict[str, str]:

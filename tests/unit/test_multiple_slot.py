@@ -142,5 +142,39 @@ def test_the_copier_question_is_a_multiselect_and_contributions_follow_members(
         package / "platform" / "trackers.py"
     ).read_text(encoding="utf-8")
     pyproject = (target / "pyproject.toml").read_text(encoding="utf-8")
-    assert '"wandb==0.31.0"' in pyproject and "tensorboard==" not in pyproject
+    assert '"wandb[sweeps]==0.31.0"' in pyproject and "tensorboard==" not in pyproject
     assert "export WANDB_MODE ?= offline" in (target / "Makefile").read_text(encoding="utf-8")
+
+
+def test_research_profile_is_startup_with_wandb_tensorboard_and_ray_tune() -> None:
+    research = load_stack(profile="research").selection()
+    startup = load_stack(profile="startup").selection()
+    assert research["trackers"] == ("tensorboard", "wandb")
+    assert research["tuning"] == "ray-tune"
+    changed = {key for key in research if research[key] != startup[key]}
+    assert changed == {"trackers", "tuning"}  # one laptop, like startup
+    assert load_stack(profile="research", overrides=["tuning=optuna"]).slots.tuning == "optuna"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "tuned"),
+    [((), True), (("tuning=optuna",), True), (("tuning=none",), False)],
+)
+def test_research_verify_steps_and_files_follow_the_tuning_slot(
+    tmp_path: Path, overrides: tuple[str, ...], tuned: bool
+) -> None:
+    stack = load_stack(profile="research", overrides=list(overrides))
+    target = tmp_path / "demo"
+    render(project_answers(stack, target), target)
+    package = target / "src" / "demo"
+    plan = (package / "verify" / "plan.py").read_text(encoding="utf-8")
+    assert '"wandb sweep"' in plan and (package / "pipeline" / "sweep.py").is_file()
+    assert ('"wandb trials"' in plan) is tuned
+    assert ('"tuning report"' in plan) is tuned
+    assert (package / "pipeline" / "tune_report.py").is_file() is tuned
+    assert (package / "verify" / "tuning.py").is_file() is tuned
+    dvc = yaml.safe_load((target / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    assert dvc["sweep"]["outs"] == [{"wandb-sweeps/sweep.yaml": {"cache": False}}]
+    assert ("reports/tuning" in dvc["tune"]["outs"]) if tuned else "tune" not in dvc
+    pyproject = (target / "pyproject.toml").read_text(encoding="utf-8")
+    assert '"wandb[sweeps]==0.31.0"' in pyproject and '"sweeps==0.2.0"' in pyproject

@@ -81,6 +81,18 @@ def build_pipeline(params: dict[str, Any]) -> Pipeline:
     return Pipeline([("scale", StandardScaler()), ("model", model)])
 
 
+def cv_score(train: pd.DataFrame, params: dict[str, Any], folds: int, metric: str) -> float:
+    """Mean ``metric`` of ``params`` over ``folds`` folds grouped by customer."""
+    from sklearn.model_selection import GroupKFold
+
+    x, y = train[FEATURE_COLUMNS], train[LABEL_COLUMN]
+    scores = []
+    for fit_idx, val_idx in GroupKFold(n_splits=folds).split(x, y, groups=train[ENTITY_COLUMN]):
+        model = build_pipeline(params).fit(x.iloc[fit_idx], y.iloc[fit_idx])
+        scores.append(score(metric, y.iloc[val_idx], model.predict_proba(x.iloc[val_idx])[:, 1]))
+    return float(sum(scores) / len(scores))
+
+
 def holdout_metrics(y_true: Any, proba: Any) -> dict[str, float]:
     """Every holdout metric logged for a model."""
     from sklearn.metrics import brier_score_loss, log_loss

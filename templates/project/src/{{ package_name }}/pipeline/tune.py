@@ -2,8 +2,10 @@
 
 The search only sees the training part of the out-of-time split (the holdout stays
 untouched for `evaluate`) and scores each trial by cross-validation grouped by customer,
-so snapshots of one customer never sit on both sides of a fold. The best parameters go
-to ``models/best_params.json``, which `train` reads.
+so snapshots of one customer never sit on both sides of a fold. Each trial is also
+published to the stack's other trackers (``platform/trackers.py``: one run per trial). The
+best parameters go to ``models/best_params.json``, which `train` reads; the search report
+(best trial, parameter importance, a plot) to ``reports/tuning/`` (:mod:`.tune_report`).
 """
 
 from __future__ import annotations
@@ -15,26 +17,12 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ..config import Settings, load_settings
-from ..schema import ENTITY_COLUMN, FEATURE_COLUMNS, LABEL_COLUMN
 from ..telemetry import stage_entry
-from .train import build_pipeline, load_training_frame, split_holdout
+from .train import cv_score, load_training_frame, split_holdout
+from .tune_report import write_report
 
 if TYPE_CHECKING:
     import optuna
-
-
-def cv_score(train: pd.DataFrame, params: dict[str, Any], folds: int, metric: str) -> float:
-    """Mean ``metric`` of ``params`` over ``folds`` folds grouped by customer."""
-    from sklearn.model_selection import GroupKFold
-
-    from .train import score
-
-    x, y = train[FEATURE_COLUMNS], train[LABEL_COLUMN]
-    scores = []
-    for fit_idx, val_idx in GroupKFold(n_splits=folds).split(x, y, groups=train[ENTITY_COLUMN]):
-        model = build_pipeline(params).fit(x.iloc[fit_idx], y.iloc[fit_idx])
-        scores.append(score(metric, y.iloc[val_idx], model.predict_proba(x.iloc[val_idx])[:, 1]))
-    return float(sum(scores) / len(scores))
 
 
 def suggest(trial: optuna.Trial, section: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
@@ -68,16 +56,21 @@ def tune(settings: Settings, frame: pd.DataFrame) -> dict[str, Any]:
     sampler = optuna.samplers.TPESampler(seed=int(section.get("seed", 42)))
     study = optuna.create_study(direction="maximize", sampler=sampler, study_name="tune")
 
+    trials: list[dict[str, Any]] = []
     with mlflow.start_run(run_name="tune") as parent:
         mlflow.set_tags(run_tags(settings))
         mlflow.log_params({"n_trials": n_trials, "cv_folds": folds, "metric": metric})
 
         def objective(trial: optuna.Trial) -> float:
             params = suggest(trial, section, base)
-            with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True):
+            with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True) as child:
+                mlflow.set_tags({**run_tags(settings), "stage": "tune", "trial": trial.number})
                 mlflow.log_params(trial.params)
                 value = cv_score(train, params, folds, metric)
                 mlflow.log_metric(f"cv_{metric}", value)
+            publish_run(settings, child.info.run_id)
+            trials.append({"number": trial.number, "params": dict(trial.params),
+                           "value": value, "run_id": child.info.run_id})  # fmt: skip
             return value
 
         study.optimize(objective, n_trials=n_trials)
@@ -94,6 +87,8 @@ def tune(settings: Settings, frame: pd.DataFrame) -> dict[str, Any]:
         "cv_folds": folds,
         "n_train": len(train),
         "run_id": parent.info.run_id,
+        "tuner": "optuna",
+        "trials": trials,
     }
 
 
@@ -103,9 +98,14 @@ def run(
     tuner: Callable[[Settings, pd.DataFrame], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The whole stage: join features, tune (Optuna unless ``tuner`` is given), write
-    ``models/best_params.json``."""
+    ``models/best_params.json`` and the search report (``reports/tuning/``).
+
+    ``tuner`` returns the best parameters and, under ``trials``, every trial's number,
+    params, score and MLflow run id; the trials go to the report, not to best_params.json.
+    """
     frame = load_training_frame(settings) if frame is None else frame
-    result = (tuner or tune)(settings, frame)
+    result = dict((tuner or tune)(settings, frame))
+    write_report(settings, result, result.pop("trials"))
     settings.paths.best_params.parent.mkdir(parents=True, exist_ok=True)
     settings.paths.best_params.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return result

@@ -6,6 +6,12 @@ file (W&B's transaction log: a LevelDB-style record log of ``wandb.proto`` ``Rec
 messages, the file ``wandb sync`` uploads): its history at step 0 holds every metric with
 MLflow's value, its tags the git commit, and it logged the model (train) or the
 evaluation report (evaluate) as an artifact.
+
+``wandb trials`` (with a tuning stage): every trial of the last search, an MLflow run nested
+under the ``tune`` run, is an offline W&B run with the same score, none missing.
+
+``wandb sweep``: ``wandb-sweeps/sweep.yaml`` (the `sweep` stage) is the search space of this
+params.yaml and W&B's ``sweeps`` library validates it and proposes a run inside it.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Any
 
 import httpx
 
+from ..pipeline.sweep import SWEEP_FILE, sweep_config
 from ..platform.tracker_wandb import wandb_dir
 from ..platform.trackers import differences, runs_to_check
 from .runner import Context, Flag, StepFailed
@@ -121,3 +128,69 @@ def step_runs(ctx: Context, client: httpx.Client) -> str:
             raise StepFailed(f"{run.path}: no artifact {artifact} (has {sorted(run.artifacts)})")
         checked.append(f"{name} ({len(record.metrics)} metrics, {artifact})")
     return f"offline runs {', '.join(checked)} match MLflow"
+
+
+def step_trials(ctx: Context, client: httpx.Client) -> str:
+    """Every trial of the last search is an offline W&B run with MLflow's score.
+
+    The trials are the MLflow runs nested under the ``tune`` run of
+    ``models/best_params.json``; each must have its own W&B run (config ``mlflow_run_id``)
+    whose history holds the trial's metric with the value MLflow has, and no trial of
+    that search may be missing or counted twice.
+    """
+    from mlflow import MlflowClient
+
+    tuned = json.loads(ctx.settings.paths.best_params.read_text(encoding="utf-8"))
+    tracking = MlflowClient(ctx.values["tracking_uri"])
+    parent = tracking.get_run(str(tuned["run_id"]))
+    children = tracking.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+        max_results=10000,
+    )
+    if not children:
+        raise StepFailed(f"no trial runs under the tuning run {parent.info.run_id} in MLflow")
+    wanted = {child.info.run_id: dict(child.data.metrics) for child in children}
+    found: dict[str, WandbRun] = {}
+    for path in sorted((wandb_dir(ctx.settings) / "wandb").glob("offline-run-*/run-*.wandb")):
+        run = read_run(path)
+        mlflow_id = run.config.get("mlflow_run_id")
+        if isinstance(mlflow_id, str) and mlflow_id in wanted:
+            if mlflow_id in found:
+                raise StepFailed(f"two W&B runs for trial run {mlflow_id}: {path}")
+            found[mlflow_id] = run
+    if len(found) != len(wanted):
+        raise StepFailed(
+            f"{len(wanted)} trial runs in MLflow, {len(found)} offline W&B runs of them"
+        )
+    for run_id, metrics in wanted.items():
+        problems = differences(metrics, found[run_id].history.get(0, {}))
+        if problems:
+            raise StepFailed(f"{found[run_id].path}: disagrees with MLflow: {problems[:3]}")
+    return f"{len(wanted)} trials in MLflow = {len(found)} offline W&B runs, same scores"
+
+
+def step_sweep(ctx: Context, client: httpx.Client) -> str:
+    """wandb-sweeps/sweep.yaml is params.yaml's search space, valid for W&B's sweep library."""
+    import warnings
+
+    import yaml
+
+    with warnings.catch_warnings():  # sweeps 0.2.0 still uses pydantic v1-style config
+        warnings.simplefilter("ignore")
+        import sweeps
+
+    path = ctx.root / SWEEP_FILE
+    if not path.is_file():
+        raise StepFailed(f"no {SWEEP_FILE} (the sweep stage of dvc.yaml writes it)")
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if config != sweep_config(ctx.settings.params):
+        raise StepFailed(f"{SWEEP_FILE} is not params.yaml's search space: run dvc repro")
+    problems = sweeps.schema_violations_from_proposed_config(config)
+    if problems:
+        raise StepFailed(f"{SWEEP_FILE}: {problems[:3]}")
+    proposal = sweeps.next_run(config, [], validate=True)
+    if proposal is None or set(proposal.config) != set(config["parameters"]):
+        raise StepFailed(f"{SWEEP_FILE}: the sweep library proposes {proposal}")
+    drawn = ", ".join(f"{key}={item['value']}" for key, item in sorted(proposal.config.items()))
+    return f"{SWEEP_FILE} valid ({config['method']}); the library's first proposal: {drawn}"

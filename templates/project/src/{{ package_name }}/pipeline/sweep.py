@@ -1,0 +1,1 @@
+../../../../components/trackers/wandb/files/src/{{ package_name }}/pipeline/sweep.py
