@@ -51,7 +51,7 @@ PYTEST_STACKS: dict[str, tuple[str, tuple[str, ...]]] = {
     # deployment (same environment as the kubernetes profile)
     "k8s-deployment": ("kubernetes", ("serving_platform=deployment", "orchestration=dvc")),
     # every tracker beside MLflow: train and evaluate read back from each, offline (strace)
-    "startup-trackers": ("startup", ("trackers=wandb,tensorboard",)),
+    "startup-trackers": ("startup", ("trackers=wandb,neptune,comet,clearml,tensorboard",)),
 }
 ALREADY_TESTED = {"startup": ("startup", ()), "startup-lean": ("startup", ("tuning=none",
                   "ci=none")), "kubernetes": ("kubernetes", ()),
