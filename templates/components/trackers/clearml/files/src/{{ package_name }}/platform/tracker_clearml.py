@@ -43,7 +43,7 @@ FRAMEWORKS = (
 
 
 def cache_dir(settings: Settings) -> Path:
-    """ClearML's cache (offline sessions in ``offline/``): ``$CLEARML_CACHE_DIR`` or ``runs/clearml``."""
+    """ClearML's cache (sessions in ``offline/``): ``$CLEARML_CACHE_DIR`` or ``runs/clearml``."""
     configured = os.environ.get("CLEARML_CACHE_DIR")
     return Path(configured) if configured else settings.paths.root / "runs" / "clearml"
 
@@ -71,7 +71,7 @@ def log_run(settings: Settings, record: RunRecord) -> None:
     from clearml import Task
 
     Task.set_offline(offline_mode=offline())
-    task = Task.init(
+    task: Task = Task.init(
         project_name=os.environ.get("CLEARML_PROJECT") or record.experiment,
         task_name=record.name,
         task_type=Task.TaskTypes.training,

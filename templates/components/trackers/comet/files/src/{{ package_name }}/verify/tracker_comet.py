@@ -65,8 +65,10 @@ def read_archive(path: Path) -> CometRun:
             for offset, line in enumerate(lines, start=1):
                 message: dict[str, Any] = json.loads(line)
                 kind, payload = message["type"], message["payload"]
-                if kind in validators:
+                if kind == "metric_msg":  # the uploader adds the line number to metrics
                     validators[kind].validate({**payload, "offset": offset})
+                elif kind in validators:
+                    validators[kind].validate(payload)
                 if kind == "metric_msg":
                     metric = payload["metric"]
                     step = int(metric["step"] or 0)

@@ -63,7 +63,7 @@ def log_run(settings: Settings, record: RunRecord) -> None:
     run = Run(
         run_id=run_id(record),
         project=project(record),
-        mode=os.environ.get("NEPTUNE_MODE", "offline"),  # type: ignore[arg-type]
+        mode=os.environ.get("NEPTUNE_MODE", "offline"),
         log_directory=directory,
         enable_console_log_capture=False,
         source_tracking_config=None,

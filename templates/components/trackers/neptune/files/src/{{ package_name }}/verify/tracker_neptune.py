@@ -39,12 +39,15 @@ class NeptuneRun:
 def _value(value: Any) -> object:
     """A protobuf ``Value``'s content (``float64``, ``string``, ``file_ref`` path, ...)."""
     kind = value.WhichOneof("value")
-    content = getattr(value, kind) if kind else None
+    if kind is None:
+        return None
+    content = getattr(value, kind)
     return content.path if kind == "file_ref" else content
 
 
 def read_run(path: Path) -> NeptuneRun:
     """Parse one offline store with the client's own repository and protobufs."""
+    from neptune_scale.exceptions import NeptuneUnableToLogData
     from neptune_scale.sync.operations_repository import (
         MAX_SINGLE_OPERATION_SIZE_BYTES,
         OperationsRepository,
@@ -55,7 +58,10 @@ def read_run(path: Path) -> NeptuneRun:
         raise StepFailed(f"{path}: no Neptune offline store")
     repository = OperationsRepository(db_path=path.resolve())
     try:
-        metadata = repository.get_metadata()
+        try:
+            metadata = repository.get_metadata()
+        except NeptuneUnableToLogData as error:  # the client's wrapper of SQLite errors
+            raise StepFailed(f"{path}: not a Neptune offline store ({error.__cause__})") from error
         if metadata is None:
             raise StepFailed(f"{path}: not a Neptune offline store (no run metadata)")
         run = NeptuneRun(path, run_id=metadata.run_id)
