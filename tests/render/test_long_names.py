@@ -25,7 +25,7 @@ REPO_RUFF = Path(sys.executable).parent / "ruff"
 EXTRA_STACKS = {
     "startup-trackers-s3": (
         "startup",
-        ("trackers=wandb,tensorboard", "artifact_store=s3", "data_remote=s3"),
+        ("trackers=wandb,neptune,comet,clearml,tensorboard", "artifact_store=s3", "data_remote=s3"),
     ),
 }
 STACKS = {**{name: (name, ()) for name in builtin_profiles()}, **EXTRA_STACKS}

@@ -54,8 +54,8 @@ PYTEST_STACKS: dict[str, tuple[str, tuple[str, ...]]] = {
     # every tracker beside MLflow: train and evaluate read back from each, offline (strace);
     # the BentoML serving application (its service module imports in the generated lint);
     # ci=jenkins and vcs=hg (Mercurial) ride along: the generated pytest does not see them
-    "startup-trackers": ("startup", ("trackers=wandb,tensorboard", "serving=bentoml",
-                                     "ci=jenkins", "vcs=hg")),
+    "startup-trackers": ("startup", ("trackers=wandb,neptune,comet,clearml,tensorboard",
+                                     "serving=bentoml", "ci=jenkins", "vcs=hg")),
 }
 ALREADY_TESTED = {"startup": ("startup", ()), "startup-lean": ("startup", ("tuning=none",
                   "ci=none", "serving=mlserver")), "kubernetes": ("kubernetes", ()),

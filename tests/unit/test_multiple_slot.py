@@ -35,7 +35,7 @@ def stack_file(tmp_path: Path, trackers: object) -> Path:
 def test_the_slot_is_a_multiple_one_with_no_member_by_default() -> None:
     spec = catalogue().slots["trackers"]
     assert spec.multiple and spec.default == () and spec.implied_by == "tracking"
-    assert {"tensorboard", "wandb"} <= set(TRACKERS)
+    assert {"clearml", "comet", "neptune", "tensorboard", "wandb"} <= set(TRACKERS)
     assert load_stack(profile="startup").slots.trackers == ()  # type: ignore[attr-defined]
 
 
@@ -65,7 +65,7 @@ def test_set_takes_a_comma_separated_list(text: str, members: tuple[str, ...]) -
 
 @pytest.mark.parametrize(
     ("text", "got"),
-    [("trackers=wandb,nope", "'nope'"), ("trackers=neptune", "'neptune'")],
+    [("trackers=wandb,nope", "'nope'"), ("trackers=trains", "'trains'")],
 )
 def test_an_unknown_member_is_refused_in_one_line_naming_the_values(text: str, got: str) -> None:
     with pytest.raises(StackError) as caught:
@@ -178,3 +178,36 @@ def test_research_verify_steps_and_files_follow_the_tuning_slot(
     assert ("reports/tuning" in dvc["tune"]["outs"]) if tuned else "tune" not in dvc
     pyproject = (target / "pyproject.toml").read_text(encoding="utf-8")
     assert '"wandb[sweeps]==0.31.0"' in pyproject and '"sweeps==0.2.0"' in pyproject
+
+
+def test_neptune_comet_clearml_render_offline_with_their_pins(tmp_path: Path) -> None:
+    target = tmp_path / "demo"
+    stack = load_stack(profile="startup", overrides=["trackers=neptune,comet,clearml"])
+    render(project_answers(stack, target), target)
+    package = target / "src" / "demo"
+    for name in ("clearml", "comet", "neptune"):
+        assert (package / "platform" / f"tracker_{name}.py").is_file()
+        assert (package / "verify" / f"tracker_{name}.py").is_file()
+        assert (target / "tests" / f"test_tracker_{name}.py").is_file()
+    assert not (package / "platform" / "tracker_wandb.py").exists()
+    assert (
+        'ADAPTERS: tuple[str, ...] = ("tracker_clearml", "tracker_comet", "tracker_neptune")'
+        in (package / "platform" / "trackers.py").read_text(encoding="utf-8")
+    )
+    pyproject = (target / "pyproject.toml").read_text(encoding="utf-8")
+    for pin in ('"neptune-scale==0.30.0"', '"comet-ml==3.58.8"', '"clearml==2.1.12"'):
+        assert pin in pyproject
+    makefile = (target / "Makefile").read_text(encoding="utf-8")
+    for line in (
+        "NEPTUNE_MODE ?= offline",
+        "COMET_START_ONLINE ?= false",
+        "COMET_ERROR_TRACKING_ENABLE ?= false",
+        "CLEARML_OFFLINE_MODE ?= 1",
+    ):
+        assert f"export {line}" in makefile
+    assert all(
+        f"{target}:" in makefile for target in ("neptune-sync", "comet-upload", "clearml-import")
+    )
+    readme = (target / "README.md").read_text(encoding="utf-8")
+    assert "times out" in readme.lower() or "time out" in readme.lower()
+    assert "169.254.169.254" in readme

@@ -36,7 +36,7 @@ VARIANTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "enterprise-gx-ray": ("enterprise", ("validation=great-expectations", "tuning=ray-tune")),
     "kubernetes-seldon": ("kubernetes", ("serving_platform=seldon", "tuning=none")),
     # a multiple slot: Copier's multiselect answer (a list) drives contributions and excludes
-    "startup-trackers": ("startup", ("trackers=wandb,tensorboard",)),
+    "startup-trackers": ("startup", ("trackers=wandb,neptune,comet,clearml,tensorboard",)),
 }
 
 

@@ -1,0 +1,1 @@
+../../../../components/trackers/clearml/files/src/{{ package_name }}/platform/tracker_clearml.py

@@ -1,0 +1,1 @@
+../../../../components/trackers/comet/files/src/{{ package_name }}/platform/tracker_comet.py

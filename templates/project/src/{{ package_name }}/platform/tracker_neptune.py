@@ -1,0 +1,1 @@
+../../../../components/trackers/neptune/files/src/{{ package_name }}/platform/tracker_neptune.py

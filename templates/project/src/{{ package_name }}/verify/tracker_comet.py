@@ -1,0 +1,1 @@
+../../../../components/trackers/comet/files/src/{{ package_name }}/verify/tracker_comet.py

@@ -1,0 +1,1 @@
+../../../../components/trackers/neptune/files/src/{{ package_name }}/verify/tracker_neptune.py
