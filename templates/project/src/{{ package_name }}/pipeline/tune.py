@@ -15,8 +15,14 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ..config import Settings, load_settings
-from ..schema import ENTITY_COLUMN, FEATURE_COLUMNS, LABEL_COLUMN
-from .train import build_pipeline, load_training_frame, split_holdout
+from ..schema import ENTITY_COLUMN, FEATURE_COLUMNS, LABEL_COLUMN, TASK
+from .train import (
+    LOWER_IS_BETTER,
+    TASK_METRICS,
+    build_pipeline,
+    load_training_frame,
+    split_holdout,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -26,13 +32,13 @@ def cv_score(train: pd.DataFrame, params: dict[str, Any], folds: int, metric: st
     """Mean ``metric`` of ``params`` over ``folds`` folds grouped by customer."""
     from sklearn.model_selection import GroupKFold
 
-    from .train import score
+    from .train import predictions, score
 
     x, y = train[FEATURE_COLUMNS], train[LABEL_COLUMN]
     scores = []
     for fit_idx, val_idx in GroupKFold(n_splits=folds).split(x, y, groups=train[ENTITY_COLUMN]):
         model = build_pipeline(params).fit(x.iloc[fit_idx], y.iloc[fit_idx])
-        scores.append(score(metric, y.iloc[val_idx], model.predict_proba(x.iloc[val_idx])[:, 1]))
+        scores.append(score(metric, y.iloc[val_idx], predictions(model, x.iloc[val_idx])))
     return float(sum(scores) / len(scores))
 
 
@@ -58,14 +64,15 @@ def tune(settings: Settings, frame: pd.DataFrame) -> dict[str, Any]:
     section = settings.params["tune"]
     n_trials = int(section["n_trials"])
     folds = int(section.get("cv_folds", 3))
-    metric = str(settings.params.get("evaluate", {}).get("metric", "roc_auc"))
+    metric = str(settings.params.get("evaluate", {}).get("metric", TASK_METRICS[TASK][0]))
     base = {"max_iter": int(settings.params["train"].get("max_iter", 1000))}
     train, _ = split_holdout(frame, float(settings.params["train"]["test_size"]))
 
     configure_tracking(settings)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=int(section.get("seed", 42)))
-    study = optuna.create_study(direction="maximize", sampler=sampler, study_name="tune")
+    direction = "minimize" if metric in LOWER_IS_BETTER else "maximize"
+    study = optuna.create_study(direction=direction, sampler=sampler, study_name="tune")
 
     with mlflow.start_run(run_name="tune") as parent:
         mlflow.set_tags(run_tags(settings))
