@@ -201,7 +201,7 @@ def test_new_with_data_renders_the_contract_and_versions_the_table_with_dvc(
     assert 'SOURCE_FILE: str | None = "p.csv"' in schema
     assert 'LABEL_COLUMN = "sex"' in schema
     assert 'TASK = "binary"' in schema
-    assert 'LABEL_CLASSES: tuple[str, ...] = ("FEMALE", "MALE", )' in schema
+    assert "LABEL_CLASSES: tuple[str, ...] = (\n    \"FEMALE\",\n    \"MALE\",\n)" in schema
     assert '"Culmen Length (mm)": "culmen_length_mm",' in schema
     assert "data/source/p.csv" in (app / "dvc.yaml").read_text(encoding="utf-8")
 
