@@ -23,7 +23,7 @@ SOURCE_DIR = Path("data") / "source"
 
 
 def class_name(value: Scalar) -> str:
-    """A class as text, as the generated ``pipeline/data.py`` names it (``_class_name``)."""
+    """Return a class as text, as the generated ``pipeline/data.py`` names it."""
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, float) and value.is_integer():
@@ -39,7 +39,7 @@ def source_name(schema: DataSchema) -> str:
 
 
 def schema_answer(schema: DataSchema) -> dict[str, Any]:
-    """The ``data_schema`` Copier answer for ``schema`` (plain JSON-ready data)."""
+    """Return the ``data_schema`` Copier answer for ``schema`` (plain JSON-ready data)."""
     features = []
     for column in schema.features:
         categorical = column.kind in ("categorical", "boolean")
