@@ -71,8 +71,10 @@ def tune(settings: Settings, frame: pd.DataFrame) -> dict[str, Any]:
     configure_tracking(settings)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=int(section.get("seed", 42)))
-    direction = "minimize" if metric in LOWER_IS_BETTER else "maximize"
-    study = optuna.create_study(direction=direction, sampler=sampler, study_name="tune")
+    lower = metric in LOWER_IS_BETTER
+    study = optuna.create_study(
+        direction="minimize" if lower else "maximize", sampler=sampler, study_name="tune"
+    )
 
     with mlflow.start_run(run_name="tune") as parent:
         mlflow.set_tags(run_tags(settings))
