@@ -179,13 +179,10 @@ def new(
             if schema is not None:
                 _print_schema(schema)
             return
-        if schema is not None:
-            raise UsageError(
-                "generating a project from your own data (--data) is not available yet in "
-                "this release; add --dry-run to see the schema inferred from it"
-            )
         interactive = not defaults and sys.stdin.isatty() and sys.stdout.isatty()
-        project = create_project(resolved, dest, interactive=interactive, init_git=not no_git)
+        project = create_project(
+            resolved, dest, interactive=interactive, init_git=not no_git, data=schema
+        )
         # Plain print: importing rich for two lines would cost more than the render.
         print(f"Created {project} (profile {resolved.name}).")
         print(f"Next: cd {project} && make setup && make verify")
@@ -249,10 +246,7 @@ def _print_schema(schema: DataSchema) -> None:
         out.print("Column names normalised (as in the file -> as in the project):")
         for source, name in schema.renames.items():
             out.print(f"  {source!r} -> {name}", soft_wrap=True)
-    out.print(
-        "Generating a project from this table comes in a later release; nothing was written.",
-        soft_wrap=True,
-    )
+    out.print("Nothing was written (--dry-run).", soft_wrap=True)
 
 
 @app.command()

@@ -11,8 +11,8 @@ code meaning
 0    success
 1    a user error: one line ``error: ...`` naming the file, key or argument; also
      ``update`` on a Mercurial project (vcs=hg): update needs git
-2    usage: arguments or options that do not fit together, unknown or missing;
-     also ``new --data`` without ``--dry-run`` (not available yet in this release)
+2    usage: arguments or options that do not fit together, unknown or missing
+     (e.g. a bad value of ``--task``)
 3    ``verify``/``smoke``: the generated project's verification ran and failed
 4    ``update``: merged with conflicts, left in progress for the user
 130  interrupted (Ctrl-C)

@@ -15,6 +15,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .answers import project_answers
@@ -23,6 +24,9 @@ from .errors import DestinationError, ProjectError, ToolMissingError
 from .gitutil import TEMPLATE_BRANCH, commit_message, git, git_env, require_git
 from .render import render
 from .stacks import Stack
+
+if TYPE_CHECKING:
+    from .owndata.schema import DataSchema
 
 __all__ = [
     "Plan",
@@ -145,13 +149,15 @@ def create_project(
     interactive: bool = False,
     init_git: bool = True,
     template: Path | None = None,
+    data: DataSchema | None = None,
 ) -> Path:
     """Render ``stack`` into ``destination`` atomically and return the project's path.
 
     With ``init_git`` the pristine render is committed on ``main`` and on the
     ``mlops-scaffold/template`` branch, which ``update`` later uses as the merge base.
     ``template`` renders another template directory (tests and benchmarks; default: the
-    installed one).
+    installed one). ``data`` (the schema inferred by ``new --data``) renders the project
+    for that table (the ``data_schema`` answer) and copies it in, versioned by DVC.
     """
     destination = resolve_destination(destination)
     check_destination(destination)
@@ -168,7 +174,13 @@ def create_project(
         staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
         target = staging / destination.name
         answers = project_answers(stack, destination)
+        if data is not None:
+            from .owndata.contract import install_source, schema_answer
+
+            answers["data_schema"] = schema_answer(data)
         render(answers, target, interactive=interactive, template=template)
+        if data is not None:
+            install_source(data, target)
         if init_git and stack.settings.model_dump().get("vcs") == "hg":
             _initial_hg_commit(target, stack)
         elif init_git:

@@ -6,6 +6,8 @@ written: DEST is never created, with or without `--dry-run`.
 
 from __future__ import annotations
 
+import hashlib
+import subprocess
 from importlib.resources import files
 from pathlib import Path
 
@@ -176,17 +178,32 @@ def test_dry_run_without_entity_or_time_says_what_is_generated(
            "2025-01-01T00:00:00+00:00 + i seconds)." in stdout
 
 
-def test_new_with_data_is_refused_until_generation_exists(
+def test_new_with_data_renders_the_contract_and_versions_the_table_with_dvc(
     runner: CliRunner, tmp_path: Path
 ) -> None:
     penguins(tmp_path)
-    code, _, stderr = run(runner, tmp_path, [*NEW, "--data", "{tmp}/p.csv", "--target",
-                                             "Sex", "--defaults"])
-    assert code == 2
-    assert stderr == ("error: generating a project from your own data (--data) is not "
-                      "available yet in this release; add --dry-run to see the schema "
-                      "inferred from it\n")
-    assert not (tmp_path / "app").exists()
+    code, stdout, stderr = run(runner, tmp_path, [*NEW, "--data", "{tmp}/p.csv", "--target",
+                                                  "Sex", "--defaults"])
+    assert code == 0, stderr
+    assert "Created" in stdout
+    app = tmp_path / "app"
+    source = app / "data" / "source"
+    assert (source / "p.csv").read_bytes() == PENGUINS_RAW.read_bytes()
+    dvc_file = (source / "p.csv.dvc").read_text(encoding="utf-8")
+    md5 = hashlib.md5(PENGUINS_RAW.read_bytes(), usedforsecurity=False).hexdigest()
+    assert f"- md5: {md5}\n" in dvc_file
+    assert (app / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]).is_file()
+    tracked = subprocess.run(["git", "-C", str(app), "ls-files"], capture_output=True,
+                             text=True, check=True).stdout.splitlines()
+    assert "data/source/p.csv.dvc" in tracked
+    assert "data/source/p.csv" not in tracked
+    schema = (app / "src" / "app" / "schema.py").read_text(encoding="utf-8")
+    assert 'SOURCE_FILE: str | None = "p.csv"' in schema
+    assert 'LABEL_COLUMN = "sex"' in schema
+    assert 'TASK = "binary"' in schema
+    assert "LABEL_CLASSES: tuple[str, ...] = (\n    \"FEMALE\",\n    \"MALE\",\n)" in schema
+    assert '"Culmen Length (mm)": "culmen_length_mm",' in schema
+    assert "data/source/p.csv" in (app / "dvc.yaml").read_text(encoding="utf-8")
 
 
 def test_stack_file_data_paths_are_relative_to_the_stack_file(

@@ -22,7 +22,14 @@ from mlops_scaffold.template_sync import (
     link_problems,
 )
 
-PROJECT_LEVEL = {"project_name", "package_name", "description", "profile", "scaffold_version"}
+PROJECT_LEVEL = {
+    "project_name",
+    "package_name",
+    "description",
+    "profile",
+    "scaffold_version",
+    "data_schema",
+}
 
 
 def test_questions_are_the_stack_fields() -> None:

@@ -1,4 +1,14 @@
-"""Synthetic but realistic customer-churn data, generated from a fixed seed.
+"""The raw data: the user's table (``schema.SOURCE_FILE``) or synthetic churn data.
+
+:func:`raw_frames` is what the `prepare` stage and the tests call. With a source table
+(``data/source/<file>``, versioned by DVC) it reads the file, renames its columns as the
+contract says, adds the generated entity (row number) and the synthetic event time when
+the table has none, encodes a classification target as class indices, and splits by
+event time: the newest ``current_share`` of the rows is the unlabelled current batch
+(the drift monitor's "current"), the rest the labelled history (its "reference").
+
+Without a source table the data is synthetic but realistic customer churn, generated
+from a fixed seed.
 
 Each customer has a few static traits (contract, products, seniority) and is observed
 several times over the date range: every observation is a snapshot of the eight features
@@ -15,12 +25,27 @@ whose size is set by ``drift_strength`` (0 means no drift).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..schema import ENTITY_COLUMN, FEATURE_COLUMNS, FEATURE_DTYPES, LABEL_COLUMN, TIMESTAMP_COLUMN
+from ..schema import (
+    ENTITY_COLUMN,
+    ENTITY_GENERATED,
+    FEATURE_COLUMNS,
+    FEATURE_DTYPES,
+    LABEL_CLASSES,
+    LABEL_COLUMN,
+    LABEL_DTYPE,
+    SOURCE_FILE,
+    SOURCE_RENAMES,
+    SYNTHETIC_EVENT_START,
+    TASK,
+    TIMESTAMP_COLUMN,
+    TIMESTAMP_SYNTHETIC,
+)
 
 # Columns the drift of the current batch acts on.
 DRIFTED_FEATURES: tuple[str, ...] = ("monthly_charges", "support_calls", "payment_delay_days")
@@ -41,6 +66,7 @@ class DataParams:
     current_size: int = 1000
     current_days: int = 7
     drift_strength: float = 1.0
+    current_share: float = 0.2
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> DataParams:
@@ -191,6 +217,57 @@ def generate(p: DataParams) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return ``(history, current)``: labelled snapshots and the drifted current batch."""
     customers, history = generate_history(p)
     return history, generate_current(p, customers)
+
+
+def read_source(path: Path) -> pd.DataFrame:
+    """The source table as the contract names and types it, sorted by event time.
+
+    Rows without a target are left out (as ``new --data`` counted them).
+    """
+    if path.suffix.lower() == ".csv":
+        frame = pd.read_csv(path, keep_default_na=True)
+    else:
+        frame = pd.read_parquet(path)
+    frame = frame.rename(columns=SOURCE_RENAMES)
+    if ENTITY_GENERATED:
+        frame[ENTITY_COLUMN] = np.arange(len(frame), dtype="int64")
+    if TIMESTAMP_SYNTHETIC:
+        start = pd.Timestamp(SYNTHETIC_EVENT_START)
+        frame[TIMESTAMP_COLUMN] = start + pd.to_timedelta(np.arange(len(frame)), unit="s")
+    frame = frame[frame[LABEL_COLUMN].notna()]
+    if TASK != "regression":
+        names = frame[LABEL_COLUMN].map(_class_name)
+        index = {name: i for i, name in enumerate(LABEL_CLASSES)}
+        frame = frame.assign(**{LABEL_COLUMN: names.map(index)})
+    frame = frame[[ENTITY_COLUMN, TIMESTAMP_COLUMN, *FEATURE_COLUMNS, LABEL_COLUMN]].copy()
+    frame[LABEL_COLUMN] = frame[LABEL_COLUMN].astype(LABEL_DTYPE)
+    return _typed(frame)
+
+
+def _class_name(value: Any) -> str:
+    """A class as ``new --data`` wrote it into LABEL_CLASSES (whole floats as integers)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, np.bool_ | bool):
+        return str(bool(value)).lower()
+    return str(value)
+
+
+def split_source(frame: pd.DataFrame, p: DataParams) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return ``(history, current)``: the newest ``current_share`` rows, unlabelled, are current."""
+    if not 0.0 < p.current_share < 1.0:
+        raise ValueError(f"data.current_share must be in (0, 1), got {p.current_share}")
+    n_current = max(1, round(len(frame) * p.current_share))
+    history = frame.iloc[:-n_current].reset_index(drop=True)
+    current = frame.iloc[-n_current:].drop(columns=[LABEL_COLUMN]).reset_index(drop=True)
+    return history, current
+
+
+def raw_frames(p: DataParams, root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return ``(history, current)``: split from ``data/source/SOURCE_FILE``, else generated."""
+    if SOURCE_FILE is None:
+        return generate(p)
+    return split_source(read_source(root / "data" / "source" / SOURCE_FILE), p)
 
 
 def feature_frame(frame: pd.DataFrame) -> pd.DataFrame:

@@ -28,6 +28,7 @@ from ..schema import (
     LABEL_COLUMN,
     LABEL_DTYPE,
     LABEL_VALUES,
+    NULLABLE_FEATURES,
     TIMESTAMP_COLUMN,
     UNIQUE_KEY,
 )
@@ -81,6 +82,8 @@ def _dtype_matches(series: pd.Series, expected: str) -> bool:
         return kind == "M"
     if expected.startswith("int"):
         return kind in "iu"
+    if expected == "string":
+        return kind == "O" or isinstance(series.dtype, pd.StringDtype)
     return kind in "fiu"
 
 
@@ -103,7 +106,7 @@ def check_frame(frame: pd.DataFrame, path: Path, labelled: bool) -> None:
             )
     for name in dtypes:
         bad = int(frame[name].isna().sum())
-        if bad:
+        if bad and name not in NULLABLE_FEATURES:
             raise DataCheckError(f"{shown(path)}: column {name} has null/NaN values, {bad} rows")
         if frame[name].dtype.kind == "f":
             bad = int(np.isinf(frame[name].to_numpy()).sum())
@@ -112,16 +115,16 @@ def check_frame(frame: pd.DataFrame, path: Path, labelled: bool) -> None:
                     f"{shown(path)}: column {name} has infinite values, {bad} rows"
                 )
     for name, (low, high) in FEATURE_RANGES.items():
-        bad = int((~frame[name].between(low, high)).sum())
+        bad = int((~frame[name].between(low, high) & frame[name].notna()).sum())
         if bad:
             raise DataCheckError(
                 f"{shown(path)}: column {name} outside [{low}, {high}], {bad} rows"
             )
     categories = dict(FEATURE_CATEGORIES)
-    if labelled:
+    if labelled and LABEL_VALUES:
         categories[LABEL_COLUMN] = LABEL_VALUES
     for name, allowed in categories.items():
-        bad = int((~frame[name].isin(allowed)).sum())
+        bad = int((~frame[name].isin(allowed) & frame[name].notna()).sum())
         if bad:
             listed = "{" + ", ".join(str(value) for value in allowed) + "}"
             raise DataCheckError(f"{shown(path)}: column {name} not in {listed}, {bad} rows")

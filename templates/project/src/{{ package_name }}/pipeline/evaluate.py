@@ -15,22 +15,24 @@ from typing import Any
 import pandas as pd
 
 from ..config import MODEL_ALIAS, Settings, load_settings
-from ..schema import FEATURE_COLUMNS, LABEL_COLUMN
+from ..schema import FEATURE_COLUMNS, LABEL_COLUMN, TASK
 from ..telemetry import stage_entry
 
 
 def score_version(
     model_name: str, version: int, holdout: pd.DataFrame, metric: str
 ) -> dict[str, float]:
-    """Load ``model_name`` version ``version`` from the registry; its ROC AUC and ``metric``."""
+    """Load ``model_name`` version ``version`` from the registry; its ``metric`` (and ROC
+    AUC for a binary task)."""
     import mlflow.sklearn
 
-    from .train import score
+    from .train import predictions, score
 
     model = mlflow.sklearn.load_model(f"models:/{model_name}/{version}")
-    proba = model.predict_proba(holdout[FEATURE_COLUMNS])[:, 1]
+    predicted = predictions(model, holdout[FEATURE_COLUMNS])
     y_true = holdout[LABEL_COLUMN]
-    return {"roc_auc": score("roc_auc", y_true, proba), metric: score(metric, y_true, proba)}
+    names = {metric, "roc_auc"} if TASK == "binary" else {metric}
+    return {name: score(name, y_true, predicted) for name in names}
 
 
 def _rounded(scores: dict[str, float] | None, key: str) -> float | None:
@@ -48,12 +50,13 @@ def evaluate_candidate(
 
     from ..platform.trackers import publish_run, run_tags
     from ..platform.tracking import champion, configure_tracking, normalise_version
+    from .train import TASK_METRICS, gain
 
     configure_tracking(settings)
     client = mlflow.MlflowClient()
     name = settings.model_name
     section = settings.params.get("evaluate", {})
-    metric = str(section.get("metric", "roc_auc"))
+    metric = str(section.get("metric", TASK_METRICS[TASK][0]))
     min_improvement = float(section.get("min_improvement", 0.0))
 
     candidate = score_version(name, candidate_version, holdout, metric)
@@ -67,7 +70,7 @@ def evaluate_candidate(
         promoted, reason = False, "candidate is already the champion"
     else:
         champion_scores = score_version(name, before_version, holdout, metric)
-        margin = candidate[metric] - champion_scores[metric]
+        margin = gain(metric, candidate[metric], champion_scores[metric])
         promoted = margin > min_improvement
         reason = (
             f"{metric} {'+' if margin >= 0 else ''}{margin:.4f} vs v{before_version} "
@@ -85,15 +88,16 @@ def evaluate_candidate(
         "metric": metric,
         "holdout_rows": len(holdout),
         "candidate_version": candidate_version,
-        "candidate_auc": round(candidate["roc_auc"], 6),
         "candidate_score": round(candidate[metric], 6),
         "champion_version_before": before_version,
-        "champion_auc_before": _rounded(champion_scores, "roc_auc"),
         "champion_score_before": _rounded(champion_scores, metric),
         "promoted": promoted,
         "reason": reason,
         "champion_version": champion_version,
     }
+    if TASK == "binary":
+        report["candidate_auc"] = round(candidate["roc_auc"], 6)
+        report["champion_auc_before"] = _rounded(champion_scores, "roc_auc")
     with mlflow.start_run(run_name="evaluate") as run:
         mlflow.set_tags(run_tags(settings))
         mlflow.log_params(

@@ -1,9 +1,10 @@
 """Stage `monitor`: data and prediction drift of the current batch against training data.
 
 Reference: the labelled history the model was trained on. Current: the newest batch.
-Both are scored with the ``champion`` model, so the report covers the eight features and
-the predicted churn probability. Evidently's ``DataDriftPreset`` picks a test per column
-(Wasserstein / Jensen-Shannon distances on large data, K-S / chi-square p-values on
+Both are scored with the ``champion`` model, so the report covers the features and the
+model's prediction (P(class 1) for a binary task, the predicted class for a multiclass
+one, the predicted value for a regression). Evidently's ``DataDriftPreset`` picks a test
+per column (Wasserstein / Jensen-Shannon distances on large data, K-S / chi-square p-values on
 small data). Outputs: ``reports/drift.html`` and ``reports/drift.json`` (the Evidently
 snapshot), ``reports/monitor.json`` (the summary the serving app exports to Prometheus),
 all also logged as artifacts of an MLflow ``monitor`` run.
@@ -17,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from ..config import MODEL_ALIAS, Settings, load_settings
-from ..schema import FEATURE_COLUMNS, FEATURE_DTYPES
+from ..schema import FEATURE_COLUMNS, FEATURE_DTYPES, TASK
 from ..telemetry import stage_entry
 
 PREDICTION_COLUMN = "churn_probability"
@@ -26,11 +27,13 @@ MAX_CATEGORIES = 5
 
 
 def categorical_columns(reference: pd.DataFrame) -> list[str]:
-    """Integer features with few distinct values (contract length, products, seniority)."""
+    """String features, and integer features with few distinct values (contract length,
+    products, seniority)."""
     return [
         name
         for name, dtype in FEATURE_DTYPES.items()
-        if dtype.startswith("int") and reference[name].nunique() <= MAX_CATEGORIES
+        if dtype == "string"
+        or (dtype.startswith("int") and reference[name].nunique() <= MAX_CATEGORIES)
     ]
 
 
@@ -46,13 +49,16 @@ def add_predictions(
     version = champion(mlflow.MlflowClient(), settings.model_name)
     if version is None:
         return reference, current, None
+    from .train import predictions
+
     model = mlflow.sklearn.load_model(f"models:/{settings.model_name}@{MODEL_ALIAS}")
-    reference = reference.assign(
-        **{PREDICTION_COLUMN: model.predict_proba(reference[FEATURE_COLUMNS])[:, 1]}
-    )
-    current = current.assign(
-        **{PREDICTION_COLUMN: model.predict_proba(current[FEATURE_COLUMNS])[:, 1]}
-    )
+
+    def predicted(frame: pd.DataFrame) -> Any:
+        values = predictions(model, frame[FEATURE_COLUMNS])
+        return values.argmax(axis=1) if TASK == "multiclass" else values
+
+    reference = reference.assign(**{PREDICTION_COLUMN: predicted(reference)})
+    current = current.assign(**{PREDICTION_COLUMN: predicted(current)})
     return reference, current, normalise_version(version.version)
 
 

@@ -1,11 +1,11 @@
-"""Stage `prepare`: generate the raw data (labelled history + drifted current batch)."""
+"""Stage `prepare`: the raw data (labelled history + current batch), from a table or generated."""
 
 from __future__ import annotations
 
 from ..config import Settings, load_settings
-from ..schema import LABEL_COLUMN
+from ..schema import ENTITY_COLUMN, LABEL_COLUMN
 from ..telemetry import stage_entry
-from .data import DataParams, generate
+from .data import DataParams, raw_frames
 from .data_check import DataCheckError, read_checked, refuse, run_stage
 
 
@@ -16,7 +16,7 @@ def run(settings: Settings) -> dict[str, float]:
     a DataCheckError here means the data source broke it; both files are then removed.
     """
     params = DataParams.from_params(settings.params)
-    history, current = generate(params)
+    history, current = raw_frames(params, settings.paths.root)
     settings.paths.raw_dir.mkdir(parents=True, exist_ok=True)
     history.to_parquet(settings.paths.history, index=False)
     current.to_parquet(settings.paths.current, index=False)
@@ -30,7 +30,7 @@ def run(settings: Settings) -> dict[str, float]:
         raise
     return {
         "history_rows": len(history),
-        "customers": int(history["customer_id"].nunique()),
+        "customers": int(history[ENTITY_COLUMN].nunique()),
         "churn_rate": float(history[LABEL_COLUMN].mean()),
         "current_rows": len(current),
     }
@@ -47,8 +47,8 @@ def main() -> None:
     except DataCheckError as error:
         refuse(error)
     print(
-        f"prepare: {summary['history_rows']} snapshots of {summary['customers']} customers "
-        f"(churn rate {summary['churn_rate']:.3f}), {summary['current_rows']} current rows"
+        f"prepare: {summary['history_rows']} snapshots of {summary['customers']} entities "
+        f"(mean label {summary['churn_rate']:.3f}), {summary['current_rows']} current rows"
     )
 
 

@@ -1,11 +1,16 @@
-"""Stage `train`: fit the churn model on point-in-time features and register it in MLflow.
+"""Stage `train`: fit the model on point-in-time features and register it in MLflow.
 
 The training set is the labels file joined point-in-time onto the Feast offline store.
 The newest ``train.test_size`` share of snapshots is held out (out-of-time validation);
 the holdout is written to ``data/holdout.parquet`` so `evaluate` scores the candidate and
-the champion on exactly the same rows. The model (StandardScaler + LogisticRegression)
-is logged with its signature and exact requirements and registered as a new version of
-``model.name``; `evaluate` decides whether it becomes the ``champion``.
+the champion on exactly the same rows. The model takes raw rows: median imputation and
+scaling of the numbers, most-frequent imputation and one-hot encoding of the categories
+(``schema.CATEGORICAL_FEATURES``), then a logistic regression (binary, multiclass) or a
+ridge regression (regression). Its metrics follow ``schema.TASK``: ROC AUC, average
+precision, log loss and Brier score (binary); macro F1, accuracy and log loss
+(multiclass); RMSE, MAE and R² (regression). It is logged with its signature and exact
+requirements and registered as a new version of ``model.name``; `evaluate` decides
+whether it becomes the ``champion``.
 """
 
 from __future__ import annotations
@@ -17,7 +22,17 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ..config import Settings, load_settings
-from ..schema import ENTITY_COLUMN, FEATURE_COLUMNS, LABEL_COLUMN, TIMESTAMP_COLUMN
+from ..schema import (
+    CATEGORICAL_FEATURES,
+    ENTITY_COLUMN,
+    FEATURE_COLUMNS,
+    LABEL_COLUMN,
+    LABEL_VALUES,
+    NULLABLE_FEATURES,
+    NUMERIC_FEATURES,
+    TASK,
+    TIMESTAMP_COLUMN,
+)
 from ..telemetry import stage_entry
 
 if TYPE_CHECKING:
@@ -28,14 +43,53 @@ if TYPE_CHECKING:
 MODEL_PARAM_KEYS = ("C", "class_weight", "max_iter")
 
 
-def score(metric: str, y_true: Any, proba: Any) -> float:
-    """Holdout metric ``metric`` (higher is better) of positive-class probabilities."""
-    from sklearn.metrics import average_precision_score, roc_auc_score
+# Types the skops format must trust to load the pipeline (the imputers' fitted dtype).
+SKOPS_TRUSTED_TYPES = ["numpy.dtype"]
 
-    scorers = {"roc_auc": roc_auc_score, "average_precision": average_precision_score}
-    if metric not in scorers:
-        raise ValueError(f"unknown metric {metric!r}; use one of {sorted(scorers)}")
-    return float(scorers[metric](y_true, proba))
+# Metrics of each task; the champion gate (`evaluate.metric`) is one of them.
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "binary": ("roc_auc", "average_precision", "log_loss", "brier"),
+    "multiclass": ("macro_f1", "accuracy", "log_loss"),
+    "regression": ("rmse", "mae", "r2"),
+}
+LOWER_IS_BETTER = frozenset({"log_loss", "brier", "rmse", "mae"})
+"""Metrics where a smaller value is better (the champion gate flips their sign)."""
+
+
+def predictions(model: Any, features: Any) -> Any:
+    """What the metrics of TASK score: P(class 1) (binary), class probabilities
+    (multiclass) or predicted values (regression)."""
+    if TASK == "regression":
+        return model.predict(features)
+    proba = model.predict_proba(features)
+    return proba[:, 1] if TASK == "binary" else proba
+
+
+def score(metric: str, y_true: Any, predicted: Any) -> float:
+    """Holdout metric ``metric`` of ``predicted`` (see :func:`predictions`) for TASK."""
+    import numpy as np
+    from sklearn import metrics as m
+
+    labels = list(LABEL_VALUES)
+    scorers: dict[str, Any] = {
+        "roc_auc": m.roc_auc_score,
+        "average_precision": m.average_precision_score,
+        "brier": m.brier_score_loss,
+        "log_loss": lambda y, p: m.log_loss(y, p, labels=labels),
+        "macro_f1": lambda y, p: m.f1_score(y, np.argmax(p, axis=1), average="macro"),
+        "accuracy": lambda y, p: m.accuracy_score(y, np.argmax(p, axis=1)),
+        "rmse": lambda y, p: m.root_mean_squared_error(y, p),
+        "mae": m.mean_absolute_error,
+        "r2": m.r2_score,
+    }
+    if metric not in TASK_METRICS[TASK]:
+        raise ValueError(f"unknown metric {metric!r}; use one of {sorted(TASK_METRICS[TASK])}")
+    return float(scorers[metric](y_true, predicted))
+
+
+def gain(metric: str, candidate: float, champion: float) -> float:
+    """How much better ``candidate`` is than ``champion`` on ``metric`` (positive: better)."""
+    return champion - candidate if metric in LOWER_IS_BETTER else candidate - champion
 
 
 def load_training_frame(settings: Settings, store: FeatureStore | None = None) -> pd.DataFrame:
@@ -68,41 +122,65 @@ def model_params(settings: Settings) -> dict[str, Any]:
 
 
 def build_pipeline(params: dict[str, Any]) -> Pipeline:
-    """StandardScaler + LogisticRegression with ``params`` (C, class_weight, max_iter)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
+    """Preprocessing + the model of TASK with ``params`` (C, class_weight, max_iter).
 
-    model = LogisticRegression(
-        C=float(params.get("C", 1.0)),
-        class_weight=params.get("class_weight"),
-        max_iter=int(params.get("max_iter", 1000)),
+    Numbers: median imputation (when the contract lets one hold no value:
+    ``schema.NULLABLE_FEATURES``), then scaling. Categories (if any): most-frequent
+    imputation, then one-hot encoding (unknown categories score as all-zero), both in a
+    ColumnTransformer. Without categories nor missing values the steps stay a flat
+    pipeline of numbers, which the ONNX fast path converts (ONNX Runtime has no float64
+    Imputer: the serving app falls back to sklearn for the others).
+    """
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    model: Any
+    if TASK == "regression":
+        model = Ridge(alpha=1.0 / float(params.get("C", 1.0)))
+    else:
+        model = LogisticRegression(
+            C=float(params.get("C", 1.0)),
+            class_weight=params.get("class_weight"),
+            max_iter=int(params.get("max_iter", 1000)),
+        )
+    numeric: list[tuple[str, Any]] = [("scale", StandardScaler())]
+    if set(NUMERIC_FEATURES) & set(NULLABLE_FEATURES):
+        numeric.insert(0, ("impute", SimpleImputer(strategy="median")))
+    if not CATEGORICAL_FEATURES:
+        return Pipeline([*numeric, ("model", model)])
+    categorical = Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="most_frequent")),
+            ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+        ]
     )
-    return Pipeline([("scale", StandardScaler()), ("model", model)])
+    prepare = ColumnTransformer(
+        [
+            ("numeric", Pipeline(numeric), NUMERIC_FEATURES),
+            ("categorical", categorical, CATEGORICAL_FEATURES),
+        ]
+    )
+    return Pipeline([("prepare", prepare), ("model", model)])
 
 
 def cv_score(train: pd.DataFrame, params: dict[str, Any], folds: int, metric: str) -> float:
-    """Mean ``metric`` of ``params`` over ``folds`` folds grouped by customer."""
+    """Mean ``metric`` of ``params`` over ``folds`` folds grouped by entity."""
     from sklearn.model_selection import GroupKFold
 
     x, y = train[FEATURE_COLUMNS], train[LABEL_COLUMN]
     scores = []
     for fit_idx, val_idx in GroupKFold(n_splits=folds).split(x, y, groups=train[ENTITY_COLUMN]):
         model = build_pipeline(params).fit(x.iloc[fit_idx], y.iloc[fit_idx])
-        scores.append(score(metric, y.iloc[val_idx], model.predict_proba(x.iloc[val_idx])[:, 1]))
+        scores.append(score(metric, y.iloc[val_idx], predictions(model, x.iloc[val_idx])))
     return float(sum(scores) / len(scores))
 
 
-def holdout_metrics(y_true: Any, proba: Any) -> dict[str, float]:
-    """Every holdout metric logged for a model."""
-    from sklearn.metrics import brier_score_loss, log_loss
-
-    return {
-        "roc_auc": score("roc_auc", y_true, proba),
-        "average_precision": score("average_precision", y_true, proba),
-        "log_loss": float(log_loss(y_true, proba, labels=[0, 1])),
-        "brier": float(brier_score_loss(y_true, proba)),
-    }
+def holdout_metrics(y_true: Any, predicted: Any) -> dict[str, float]:
+    """Every holdout metric of TASK logged for a model."""
+    return {metric: score(metric, y_true, predicted) for metric in TASK_METRICS[TASK]}
 
 
 def fit_and_log(
@@ -122,17 +200,19 @@ def fit_and_log(
     from ..platform.trackers import publish_run, run_tags
     from ..platform.tracking import configure_tracking, model_requirements, normalise_version
 
-    metric = str(settings.params.get("evaluate", {}).get("metric", "roc_auc"))
+    metric = str(settings.params.get("evaluate", {}).get("metric", TASK_METRICS[TASK][0]))
     x_train, y_train = train[FEATURE_COLUMNS], train[LABEL_COLUMN]
     x_holdout, y_holdout = holdout[FEATURE_COLUMNS], holdout[LABEL_COLUMN]
     pipeline = build_pipeline(params).fit(x_train, y_train)
-    proba = pipeline.predict_proba(x_holdout)
-    metrics = {f"holdout_{k}": v for k, v in holdout_metrics(y_holdout, proba[:, 1]).items()}
-    metrics["train_roc_auc"] = score("roc_auc", y_train, pipeline.predict_proba(x_train)[:, 1])
+    predicted = predictions(pipeline, x_holdout)
+    metrics = {f"holdout_{k}": v for k, v in holdout_metrics(y_holdout, predicted).items()}
+    first = TASK_METRICS[TASK][0]
+    metrics[f"train_{first}"] = score(first, y_train, predictions(pipeline, x_train))
 
     configure_tracking(settings)
     example = x_train.head(5)
-    signature = infer_signature(example, pipeline.predict_proba(example))
+    predict_fn = "predict" if TASK == "regression" else "predict_proba"
+    signature = infer_signature(example, getattr(pipeline, predict_fn)(example))
     requirements = model_requirements()
     with mlflow.start_run(run_name="train") as run:
         mlflow.set_tags(run_tags(settings))
@@ -141,7 +221,7 @@ def fit_and_log(
             {
                 "n_train": len(train),
                 "n_holdout": len(holdout),
-                "train_positive_rate": round(float(y_train.mean()), 4),
+                "train_label_mean": round(float(y_train.mean()), 4),
                 "tuned": settings.paths.best_params.is_file() and "tune" in settings.params,
             }
         )
@@ -153,7 +233,8 @@ def fit_and_log(
             input_example=example,
             pip_requirements=requirements,
             registered_model_name=settings.model_name,
-            pyfunc_predict_fn="predict_proba",
+            pyfunc_predict_fn=predict_fn,
+            skops_trusted_types=SKOPS_TRUSTED_TYPES,
         )
     if info.registered_model_version is None:
         raise RuntimeError(f"model of run {run.info.run_id} was not registered")
@@ -174,7 +255,8 @@ def fit_and_log(
         signature=signature,
         input_example=example,
         pip_requirements=requirements,
-        pyfunc_predict_fn="predict_proba",
+        pyfunc_predict_fn=predict_fn,
+        skops_trusted_types=SKOPS_TRUSTED_TYPES,
     )
     publish_run(settings, run.info.run_id, {"model": model_dir})
     return {

@@ -17,8 +17,15 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ..config import Settings, load_settings
+from ..schema import TASK
 from ..telemetry import stage_entry
-from .train import cv_score, load_training_frame, split_holdout
+from .train import (
+    LOWER_IS_BETTER,
+    TASK_METRICS,
+    cv_score,
+    load_training_frame,
+    split_holdout,
+)
 from .tune_report import write_report
 
 if TYPE_CHECKING:
@@ -47,14 +54,17 @@ def tune(settings: Settings, frame: pd.DataFrame) -> dict[str, Any]:
     section = settings.params["tune"]
     n_trials = int(section["n_trials"])
     folds = int(section.get("cv_folds", 3))
-    metric = str(settings.params.get("evaluate", {}).get("metric", "roc_auc"))
+    metric = str(settings.params.get("evaluate", {}).get("metric", TASK_METRICS[TASK][0]))
     base = {"max_iter": int(settings.params["train"].get("max_iter", 1000))}
     train, _ = split_holdout(frame, float(settings.params["train"]["test_size"]))
 
     configure_tracking(settings)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=int(section.get("seed", 42)))
-    study = optuna.create_study(direction="maximize", sampler=sampler, study_name="tune")
+    lower = metric in LOWER_IS_BETTER
+    study = optuna.create_study(
+        direction="minimize" if lower else "maximize", sampler=sampler, study_name="tune"
+    )
 
     trials: list[dict[str, Any]] = []
     with mlflow.start_run(run_name="tune") as parent:

@@ -113,7 +113,13 @@ def check_agreement(model: Any, onnx_model: bytes, sample: Any | None = None) ->
     frame = sample_frame() if sample is None else sample
     expected = np.asarray(model.predict_proba(frame), dtype=np.float64)
     features = frame[FEATURE_COLUMNS].to_numpy(dtype=np.float64)
-    actual = np.asarray(onnx_predict_proba(onnx_model)(features), dtype=np.float64)
+    try:
+        actual = np.asarray(onnx_predict_proba(onnx_model)(features), dtype=np.float64)
+    except Exception as exc:  # e.g. an operator ONNX Runtime lacks for float64 (Imputer)
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        raise ConversionError(
+            f"ONNX Runtime cannot run the graph ({type(exc).__name__}: {first})"
+        ) from None
     if actual.shape != expected.shape:
         raise ConversionError(f"ONNX returned shape {actual.shape}, sklearn {expected.shape}")
     difference = float(np.max(np.abs(actual[:, -1] - expected[:, -1])))

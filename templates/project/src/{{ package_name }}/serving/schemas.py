@@ -29,7 +29,7 @@ from pydantic import (
 )
 from typing_extensions import TypedDict
 
-from ..schema import ENTITY_COLUMN, FEATURE_DTYPES
+from ..schema import ENTITY_COLUMN, FEATURE_DTYPES, NULLABLE_FEATURES
 
 MAX_BATCH_ROWS = int(os.environ.get("SERVING_MAX_BATCH", "1000"))
 """Most rows (or customer ids) accepted in one ``POST /predict``."""
@@ -92,13 +92,19 @@ CustomerId = Annotated[
 
 
 def _field_type(name: str, dtype: str) -> Any:
+    """The request type of feature ``name``; ``None`` also allowed for NULLABLE_FEATURES."""
+    kind: Any
     if dtype.startswith("int"):
-        return Int64Feature
-    if dtype.startswith("float"):
-        return FiniteFloat
-    if dtype == "bool":
-        return Annotated[bool, Strict()]
-    raise ValueError(f"feature {name!r}: no request type for dtype {dtype!r}")
+        kind = Int64Feature
+    elif dtype.startswith("float"):
+        kind = FiniteFloat
+    elif dtype == "bool":
+        kind = Annotated[bool, Strict()]
+    elif dtype == "string":  # a category: text (unknown values score as no category)
+        kind = Annotated[str, Strict(), Field(max_length=200)]
+    else:
+        raise ValueError(f"feature {name!r}: no request type for dtype {dtype!r}")
+    return kind | None if name in NULLABLE_FEATURES else kind
 
 
 def build_feature_row_type() -> Any:

@@ -418,10 +418,16 @@ def step_predict_rows(ctx: Context, client: httpx.Client) -> str:
 def step_bad_payload(ctx: Context, client: httpx.Client) -> str:
     """Invalid input is refused with 422 and a message naming the problem."""
     url = f"{ctx.values['serving_url']}/predict"
-    int_feature = next(n for n, d in FEATURE_DTYPES.items() if d.startswith("int"))
     row = {k: v for k, v in ctx.values["snapshots"][0].items() if k != ENTITY_COLUMN}
+    # A wrong type for a feature of the contract: a fraction for an integer, text for
+    # another number, a number for a category.
+    name, dtype = next(
+        ((n, d) for n, d in FEATURE_DTYPES.items() if d.startswith("int")),
+        next(iter(FEATURE_DTYPES.items())),
+    )
+    wrong: object = 1.5 if dtype.startswith("int") else 1 if dtype == "string" else "text"
     cases = {
-        f"{int_feature}=1.5": ({"rows": [{**row, int_feature: 1.5}]}, int_feature),
+        f"{name}={wrong!r}": ({"rows": [{**row, name: wrong}]}, name),
         "empty batch": ({"rows": []}, "rows"),
         "no input": ({}, "exactly one"),
     }
