@@ -148,9 +148,13 @@ def parse_compose(
     if not isinstance(services, dict):
         raise ProjectError(f"compose file in {directory} has no services")
     found = ComposeImages()
+    active = {name for name in env.get("COMPOSE_PROFILES", "").split(",") if name}
     for name, service in services.items():
         if not isinstance(service, dict):
             continue
+        profiles = service.get("profiles") or []
+        if profiles and not active.intersection(map(str, profiles)):
+            continue  # opt-in (compose profiles): a plain `up` does not start it
         build = service.get("build")
         if build is None:
             image = service.get("image")
