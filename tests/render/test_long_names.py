@@ -21,11 +21,16 @@ pytestmark = pytest.mark.render
 REPO_RUFF = Path(sys.executable).parent / "ruff"
 
 
-#: Beyond the profiles: the components no profile picks (trackers, the S3 settings).
+#: Beyond the profiles: the components no profile picks (trackers, the S3 settings, the
+#: other serving applications, CI systems, Mercurial).
 EXTRA_STACKS = {
     "startup-trackers-s3": (
         "startup",
-        ("trackers=wandb,neptune,comet,clearml,tensorboard", "artifact_store=s3", "data_remote=s3"),
+        ("trackers=wandb,neptune,comet,clearml,tensorboard", "artifact_store=s3", "data_remote=s3",
+         "serving=bentoml", "ci=jenkins"),
+    ),
+    "startup-mlserver-hg": (
+        "startup", ("serving=mlserver", "tuning=none", "vcs=hg", "ci=gitlab")
     ),
 }
 STACKS = {**{name: (name, ()) for name in builtin_profiles()}, **EXTRA_STACKS}
