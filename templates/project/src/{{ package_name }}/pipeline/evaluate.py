@@ -26,7 +26,7 @@ def score_version(
     AUC for a binary task)."""
     import mlflow.sklearn
 
-    from .train import predictions, score
+    from .metrics import predictions, score
 
     model = mlflow.sklearn.load_model(f"models:/{model_name}/{version}")
     predicted = predictions(model, holdout[FEATURE_COLUMNS])
@@ -50,7 +50,7 @@ def evaluate_candidate(
 
     from ..platform.trackers import publish_run, run_tags
     from ..platform.tracking import champion, configure_tracking, normalise_version
-    from .train import TASK_METRICS, gain
+    from .metrics import TASK_METRICS, gain
 
     configure_tracking(settings)
     client = mlflow.MlflowClient()

@@ -49,7 +49,7 @@ def add_predictions(
     version = champion(mlflow.MlflowClient(), settings.model_name)
     if version is None:
         return reference, current, None
-    from .train import predictions
+    from .metrics import predictions
 
     model = mlflow.sklearn.load_model(f"models:/{settings.model_name}@{MODEL_ALIAS}")
 

@@ -19,13 +19,8 @@ import pandas as pd
 from ..config import Settings, load_settings
 from ..schema import TASK
 from ..telemetry import stage_entry
-from .train import (
-    LOWER_IS_BETTER,
-    TASK_METRICS,
-    cv_score,
-    load_training_frame,
-    split_holdout,
-)
+from .metrics import LOWER_IS_BETTER, TASK_METRICS, cv_score
+from .train import load_training_frame, split_holdout
 from .tune_report import write_report
 
 if TYPE_CHECKING:

@@ -25,7 +25,8 @@ from typing import Any
 import yaml
 
 from ..config import EXPERIMENT_NAME, Settings, load_settings
-from .train import cv_score, load_training_frame, split_holdout
+from .metrics import cv_score
+from .train import load_training_frame, split_holdout
 
 #: The sweep configuration, below the project root.
 SWEEP_FILE = Path("wandb-sweeps") / "sweep.yaml"

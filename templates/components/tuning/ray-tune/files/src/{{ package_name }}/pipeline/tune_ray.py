@@ -19,7 +19,8 @@ import pandas as pd
 
 from ..config import Settings, load_settings
 from ..telemetry import stage_entry
-from .train import cv_score, split_holdout
+from .metrics import cv_score
+from .train import split_holdout
 from .tune import run as run_stage
 
 if TYPE_CHECKING:
