@@ -4,6 +4,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,18 @@ def compose_config(project: Path) -> subprocess.CompletedProcess[str] | None:
            **{name: "a-generated-secret-value" for name in required}}
     return subprocess.run([executable, "-f", "docker-compose.yml", "config", "-q"],
                           cwd=project, capture_output=True, text=True, env=env, check=False)
+
+
+REPO_RUFF = Path(sys.executable).parent / "ruff"
+
+
+def assert_ruff_clean(project: Path) -> None:
+    """The repository's ruff (the generated projects pin the same version) finds nothing."""
+    lint = subprocess.run(
+        [str(REPO_RUFF), "check", "--no-cache", "--output-format", "concise", "."],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert lint.returncode == 0, lint.stdout[-3000:]

@@ -7,18 +7,16 @@ a line past the generated project's ``line-length`` nor unsort an import block.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from mlops_scaffold.project import MAX_NAME_LENGTH, create_project
 from mlops_scaffold.stacks import builtin_profiles, load_stack
+from tests.render.conftest import assert_ruff_clean
 
 pytestmark = pytest.mark.render
 
-REPO_RUFF = Path(sys.executable).parent / "ruff"
 
 
 #: Beyond the profiles: the components no profile picks (trackers, the S3 settings, the
@@ -48,11 +46,4 @@ def test_a_long_package_name_passes_the_generated_ruff(
         load_stack(profile=profile, overrides=overrides), tmp_path / name, init_git=False
     )
     assert (project / "src" / name / "pipeline" / "train.py").is_file()
-    lint = subprocess.run(
-        [str(REPO_RUFF), "check", "--no-cache", "--output-format", "concise", "."],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert lint.returncode == 0, lint.stdout[-3000:]
+    assert_ruff_clean(project)

@@ -9,8 +9,6 @@ pipeline): `make setup && make verify` on these tables is run by hand (see the r
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,10 +18,10 @@ import pytest
 from mlops_scaffold.owndata.infer import DataRequest, infer_schema
 from mlops_scaffold.project import create_project
 from mlops_scaffold.stacks import load_stack
+from tests.render.conftest import assert_ruff_clean
 
 pytestmark = pytest.mark.render
 
-REPO_RUFF = Path(sys.executable).parent / "ruff"
 
 
 def breast_cancer(path: Path) -> Path:
@@ -85,11 +83,4 @@ def test_a_real_table_renders_a_project_that_compiles_and_lints(
     assert not (project / "tests" / "test_data.py").exists()
     for path in sorted(project.rglob("*.py")):
         compile(path.read_text(encoding="utf-8"), str(path), "exec", dont_inherit=True)
-    lint = subprocess.run(
-        [str(REPO_RUFF), "check", "--no-cache", "--output-format", "concise", "."],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert lint.returncode == 0, lint.stdout[-3000:]
+    assert_ruff_clean(project)
