@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 
 from ..platform.tracker_clearml import cache_dir
-from ..platform.trackers import differences, runs_to_check
+from ..platform.trackers import mismatch, runs_to_check
 from .runner import Context, Flag, StepFailed
 
 FLAGS: tuple[Flag, ...] = ()
@@ -85,13 +85,11 @@ def step_runs(ctx: Context, client: httpx.Client) -> str:
     checked = []
     for name, record in runs.items():
         task = find_task(directory, record.run_id)
-        problems = differences(record.metrics, task.scalars.get(0, {}))
-        if problems:
-            raise StepFailed(f"{task.path}: disagrees with MLflow: {problems[:3]}")
+        problem = mismatch(record, task.scalars.get(0, {}), task.tags)
+        if problem:
+            raise StepFailed(f"{task.path}: {problem}")
         if task.sections.get("MLflow") != record.params:
             raise StepFailed(f"{task.path}: params {task.sections.get('MLflow')} != MLflow's")
-        if f"git_commit:{record.tags['git_commit']}" not in task.tags:
-            raise StepFailed(f"{task.path}: no git_commit tag in {task.tags}")
         if wanted[name] not in task.artifacts:
             raise StepFailed(f"{task.path}: no artifact {wanted[name]} in {sorted(task.artifacts)}")
         checked.append(f"{name} ({len(record.metrics)} metrics, {wanted[name]})")

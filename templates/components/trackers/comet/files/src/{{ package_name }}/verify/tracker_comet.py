@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from ..platform.tracker_comet import offline_dir
-from ..platform.trackers import differences, runs_to_check
+from ..platform.trackers import mismatch, runs_to_check
 from .runner import Context, Flag, StepFailed
 
 FLAGS: tuple[Flag, ...] = ()
@@ -106,11 +106,9 @@ def step_runs(ctx: Context, client: httpx.Client) -> str:
     checked = []
     for name, record in runs.items():
         run = find_run(directory, record.run_id)
-        problems = differences(record.metrics, run.metrics.get(0, {}))
-        if problems:
-            raise StepFailed(f"{run.path}: disagrees with MLflow: {problems[:3]}")
-        if f"git_commit:{record.tags['git_commit']}" not in run.tags:
-            raise StepFailed(f"{run.path}: no git_commit tag in {run.tags}")
+        problem = mismatch(record, run.metrics.get(0, {}), run.tags)
+        if problem:
+            raise StepFailed(f"{run.path}: {problem}")
         if run.params != record.params:
             raise StepFailed(f"{run.path}: params {run.params} != MLflow's {record.params}")
         if not any(Path(logged).name == wanted[name] for logged in run.files):

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from ..platform.tracker_neptune import log_dir, run_id
-from ..platform.trackers import differences, runs_to_check
+from ..platform.trackers import mismatch, runs_to_check
 from .runner import Context, Flag, StepFailed
 
 FLAGS: tuple[Flag, ...] = ()
@@ -115,11 +115,9 @@ def step_runs(ctx: Context, client: httpx.Client) -> str:
     checked = []
     for name, record in runs.items():
         run = find_run(directory, run_id(record))
-        problems = differences(record.metrics, run.series.get(0, {}))
-        if problems:
-            raise StepFailed(f"{run.path}: disagrees with MLflow: {problems[:3]}")
-        if f"git_commit:{record.tags['git_commit']}" not in run.tags:
-            raise StepFailed(f"{run.path}: no git_commit tag in {sorted(run.tags)}")
+        problem = mismatch(record, run.series.get(0, {}), run.tags)
+        if problem:
+            raise StepFailed(f"{run.path}: {problem}")
         if run.configs.get("mlflow_run_id") != record.run_id:
             raise StepFailed(f"{run.path}: mlflow_run_id is {run.configs.get('mlflow_run_id')}")
         files = [key for key in run.files if key.startswith(wanted[name])]

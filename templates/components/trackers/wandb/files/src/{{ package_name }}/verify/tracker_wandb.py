@@ -27,7 +27,7 @@ import httpx
 
 from ..pipeline.sweep import SWEEP_FILE, sweep_config
 from ..platform.tracker_wandb import wandb_dir
-from ..platform.trackers import differences, runs_to_check
+from ..platform.trackers import differences, mismatch, runs_to_check
 from .runner import Context, Flag, StepFailed
 
 FLAGS: tuple[Flag, ...] = ()
@@ -118,11 +118,9 @@ def step_runs(ctx: Context, client: httpx.Client) -> str:
     checked = []
     for name, record in runs.items():
         run = find_run(directory, record.run_id)
-        problems = differences(record.metrics, run.history.get(0, {}))
-        if problems:
-            raise StepFailed(f"{run.path}: disagrees with MLflow: {problems[:3]}")
-        if f"git_commit:{record.tags['git_commit']}"[:64] not in run.tags:
-            raise StepFailed(f"{run.path}: no git_commit tag in {run.tags}")
+        problem = mismatch(record, run.history.get(0, {}), run.tags, tag_limit=64)
+        if problem:
+            raise StepFailed(f"{run.path}: {problem}")
         artifact = f"{record.experiment}-{wanted[name]}"
         if not run.artifacts.get(artifact):
             raise StepFailed(f"{run.path}: no artifact {artifact} (has {sorted(run.artifacts)})")
