@@ -208,6 +208,13 @@ def _labelled(probabilities: np.ndarray, threshold: float) -> list[dict[str, Any
     ]
 
 
+def _warmed(loader: ModelLoader) -> LoadedModel:
+    """The loader's model, once it has scored the all-zero warm-up row."""
+    model = loader()
+    model.predict(warmup_input(model))
+    return model
+
+
 def _load_model(
     state: ServingState,
     loader: ModelLoader,
@@ -219,8 +226,7 @@ def _load_model(
     while not state.stop.is_set():
         attempt += 1
         try:
-            model = loader()
-            model.predict(warmup_input(model))
+            model = _warmed(loader)
             inline_rows = inline_row_limit(model, inline_budget, MAX_BATCH_ROWS)
         except Exception as exc:  # any failure: report it on /ready and try again
             state.model_error = f"{type(exc).__name__}: {exc}"
@@ -246,21 +252,18 @@ def _load_model(
 
 def _load_challenger(state: ServingState, loader: ModelLoader, retry_seconds: float) -> None:
     """Load and warm up the challenger, retrying; the champion serves meanwhile."""
-    attempt = 0
     while not state.stop.is_set():
-        attempt += 1
         try:
-            model = loader()
-            model.predict(warmup_input(model))
+            state.challenger = _warmed(loader)
         except Exception as exc:  # no challenger alias yet, registry down: retry
+            if state.challenger_error is None:
+                logger.warning("challenger not loaded (%s); retrying", exc)
             state.challenger_error = f"{type(exc).__name__}: {exc}"
-            if attempt == 1:
-                logger.warning("challenger not loaded (%s); retrying", state.challenger_error)
             state.stop.wait(retry_seconds)
-            continue
-        state.challenger, state.challenger_error = model, None
-        logger.info("challenger %s version %s loaded", model.name, model.version)
-        return
+        else:
+            state.challenger_error = None
+            logger.info("challenger version %s loaded", state.challenger.version)
+            return
 
 
 def _open_feature_store(state: ServingState, lookup: FeatureLookup) -> None:
