@@ -36,6 +36,11 @@ responses are rendered by orjson. Batches whose measured model time fits
 ``SERVING_INLINE_MS`` (default 2 ms; measured at warm-up) are scored on the event loop;
 bigger ones, and every feature-store lookup, run in a worker thread.
 
+Rollout (:mod:`.rollout`): with ``SERVING_ROLLOUT=canary`` a share of ``/predict``
+requests (``SERVING_CANARY_PERCENT``, by request id) is answered by the registry's
+``challenger``; with ``shadow`` the challenger scores every ``/predict`` request beside the
+champion, which answers, and both are logged (JSON lines) for ``make ab-report``.
+
 The model is loaded once, at startup, by a background thread started from the
 lifespan handler: ``/health`` answers at once, ``/ready`` turns 200 when loading and the
 warm-up prediction succeeded. A failed load (no ``champion`` yet, registry down) is
@@ -52,6 +57,7 @@ import logging
 import operator
 import os
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -63,6 +69,7 @@ import orjson
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from .. import telemetry
@@ -85,6 +92,7 @@ from .model import (
     to_model_frame,
     warmup_input,
 )
+from .rollout import CHALLENGER_ALIAS, Rollout, ShadowLog, to_challenger
 from .routes import ROUTE_MODULES
 from .schemas import (
     MAX_BATCH_ROWS,
@@ -125,6 +133,9 @@ class ServingState:
 
     model: LoadedModel | None = None
     model_error: str | None = None
+    challenger: LoadedModel | None = None
+    """The ``challenger`` alias's model (``SERVING_ROLLOUT=canary|shadow``), once loaded."""
+    challenger_error: str | None = None
     feature_store: str = "loading"
     """``loading`` (being opened), ``ready``, ``unavailable``, or ``lazy`` (opened by the
     first ``customer_ids`` request, ``SERVING_FEATURE_STORE=lazy``)."""
@@ -197,6 +208,13 @@ def _labelled(probabilities: np.ndarray, threshold: float) -> list[dict[str, Any
     ]
 
 
+def _warmed(loader: ModelLoader) -> LoadedModel:
+    """The loader's model, once it has scored the all-zero warm-up row."""
+    model = loader()
+    model.predict(warmup_input(model))
+    return model
+
+
 def _load_model(
     state: ServingState,
     loader: ModelLoader,
@@ -208,8 +226,7 @@ def _load_model(
     while not state.stop.is_set():
         attempt += 1
         try:
-            model = loader()
-            model.predict(warmup_input(model))
+            model = _warmed(loader)
             inline_rows = inline_row_limit(model, inline_budget, MAX_BATCH_ROWS)
         except Exception as exc:  # any failure: report it on /ready and try again
             state.model_error = f"{type(exc).__name__}: {exc}"
@@ -231,6 +248,22 @@ def _load_model(
             state.inline_rows,
         )
         return
+
+
+def _load_challenger(state: ServingState, loader: ModelLoader, retry_seconds: float) -> None:
+    """Load and warm up the challenger, retrying; the champion serves meanwhile."""
+    while not state.stop.is_set():
+        try:
+            state.challenger = _warmed(loader)
+        except Exception as exc:  # no challenger alias yet, registry down: retry
+            if state.challenger_error is None:
+                logger.warning("challenger not loaded (%s); retrying", exc)
+            state.challenger_error = f"{type(exc).__name__}: {exc}"
+            state.stop.wait(retry_seconds)
+        else:
+            state.challenger_error = None
+            logger.info("challenger version %s loaded", state.challenger.version)
+            return
 
 
 def _open_feature_store(state: ServingState, lookup: FeatureLookup) -> None:
@@ -288,6 +321,8 @@ def create_app(
     inline_ms: float | None = None,
     feature_store_open: str | None = None,
     api_key: str | None = None,
+    rollout: Rollout | None = None,
+    challenger_loader: ModelLoader | None = None,
 ) -> FastAPI:
     """Build the API.
 
@@ -305,6 +340,9 @@ def create_app(
     worker that only scores ``rows`` never imports Feast, about 45 MB less memory).
     ``api_key`` (``SERVING_API_KEY``; read once, here): when set, ``/predict`` needs it
     in ``X-API-Key`` (401 otherwise); when not, the API is open and OpenAPI says so.
+    ``rollout`` (``SERVING_ROLLOUT``, ``SERVING_CANARY_PERCENT``, ``SERVING_SHADOW_LOG``;
+    default none) serves ``challenger_loader``'s model (default: the registry's
+    ``challenger``) beside the champion as a canary or a shadow (:mod:`.rollout`).
     """
     if settings is None:
         settings = load_settings()
@@ -336,6 +374,13 @@ def create_app(
             f" got {open_mode!r}"
         )
     key = api_key if api_key is not None else configured_key()
+    plan = rollout or Rollout.from_env(settings.paths.root)
+    challenger_load = (
+        (challenger_loader or mlflow_model_loader(settings, alias=CHALLENGER_ALIAS))
+        if plan.active
+        else None
+    )
+    shadow_log = ShadowLog(plan.shadow_log) if plan.mode == "shadow" else None
     metrics = ServingMetrics(monitor_report or settings.paths.monitor_report)
     state = ServingState(feature_store="loading" if open_mode == "startup" else "lazy")
     # Traces over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set (a test may have
@@ -355,6 +400,15 @@ def create_app(
                 daemon=True,
             ),
         ]
+        if challenger_load is not None:
+            threads.append(
+                threading.Thread(
+                    target=_load_challenger,
+                    args=(state, challenger_load, retry),
+                    name="challenger-loader",
+                    daemon=True,
+                )
+            )
         if open_mode == "startup":
             threads.append(
                 threading.Thread(
@@ -423,6 +477,11 @@ def create_app(
             "feature_store": state.feature_store,
             "detail": state.model_error if model is None else state.feature_store_error,
         }
+        if plan.active:
+            challenger = state.challenger
+            body["rollout"] = plan.mode
+            body["challenger_version"] = challenger.version if challenger else None
+            body["challenger_detail"] = state.challenger_error
         return OrjsonResponse(body, status_code=200 if model is not None else 503)
 
     @app.post(
@@ -449,28 +508,99 @@ def create_app(
             request = PredictRequest.model_validate_json(await http_request.body())
         except ValidationError as exc:
             return invalid_input(exc.errors(include_input=False, include_url=False))
+        model, shadow = _rollout_models(model)
+        background = None
         if request.rows is not None:
             rows = request.rows
             features = rows_to_array(rows) if model.array_input else rows_to_frame(rows)
+            started = time.perf_counter()
             with telemetry.span("model predict", rows=len(rows), runtime=model.runtime):
                 if len(rows) <= state.inline_rows:
                     probabilities = model.predict(features)
                 else:
                     probabilities = await run_in_threadpool(model.predict, features)
+            seconds = time.perf_counter() - started
             metrics.observe_predictions(probabilities, "rows")
             predictions = _labelled(probabilities, cutoff)
+            if shadow is not None:  # scored and logged after the answer is sent
+                shadow_features = (
+                    rows_to_array(rows) if shadow.array_input else rows_to_frame(rows)
+                )
+                background = BackgroundTask(
+                    _shadow, telemetry.REQUEST_ID.get(), "rows", model, probabilities,
+                    seconds, shadow, shadow_features,
+                )  # fmt: skip
         else:
             ids = [int(i) for i in request.customer_ids or []]
-            predictions = await run_in_threadpool(_predict_ids, model, ids)
+            predictions = await run_in_threadpool(_predict_ids, model, ids, shadow)
         body = {
             "model_name": model.name,
             "model_version": model.version,
             "threshold": cutoff,
             "predictions": predictions,
         }
-        return OrjsonResponse(body)
+        if not plan.active:
+            return OrjsonResponse(body)
+        metrics.rollout_rows.labels(alias=model.alias, version=model.version, role="answered").inc(
+            len(predictions)
+        )
+        return OrjsonResponse(body, headers={"X-Model-Alias": model.alias}, background=background)
 
-    def _predict_ids(model: LoadedModel, customer_ids: list[int]) -> list[dict[str, Any]]:
+    def _rollout_models(champion: LoadedModel) -> tuple[LoadedModel, LoadedModel | None]:
+        """(the model that answers this request, the model scoring it in the shadow)."""
+        challenger = state.challenger
+        if challenger is None:
+            return champion, None
+        if plan.mode == "shadow":
+            return champion, challenger
+        request_id = telemetry.REQUEST_ID.get() or ""
+        return (challenger if to_challenger(request_id, plan.canary_percent) else champion), None
+
+    def _shadow(
+        request_id: str | None,
+        source: str,
+        champion: LoadedModel,
+        probabilities: np.ndarray,
+        seconds: float,
+        shadow: LoadedModel,
+        features: Any,
+    ) -> None:
+        """Score ``features`` with the shadow model and log both answers (one JSON line)."""
+        started = time.perf_counter()
+        try:
+            shadowed = shadow.predict(features)
+        except Exception:  # the challenger never fails the champion's answer
+            logger.exception("challenger %s failed to score a shadowed request", shadow.version)
+            return
+        shadow_seconds = time.perf_counter() - started
+        metrics.rollout_rows.labels(alias=shadow.alias, version=shadow.version, role="shadow").inc(
+            int(shadowed.size)
+        )
+        if shadow_log is None:
+            return
+        try:
+            shadow_log.write(
+                {
+                    "request_id": request_id,
+                    "source": source,
+                    "champion": {
+                        "version": champion.version,
+                        "probabilities": probabilities.tolist(),
+                        "ms": round(seconds * 1000, 4),
+                    },
+                    CHALLENGER_ALIAS: {
+                        "version": shadow.version,
+                        "probabilities": shadowed.tolist(),
+                        "ms": round(shadow_seconds * 1000, 4),
+                    },
+                }
+            )
+        except OSError as exc:  # a full or read-only disk never fails the answer
+            logger.warning("shadow log %s not written: %s", shadow_log.path, exc)
+
+    def _predict_ids(
+        model: LoadedModel, customer_ids: list[int], shadow: LoadedModel | None = None
+    ) -> list[dict[str, Any]]:
         try:
             with telemetry.span("feature lookup", customers=len(customer_ids)):
                 features = lookup(customer_ids)
@@ -480,12 +610,18 @@ def create_app(
             raise HTTPException(503, f"feature store lookup failed: {exc}") from exc
         if state.feature_store != "ready":
             state.feature_store, state.feature_store_error = "ready", None
+        started = time.perf_counter()
         with telemetry.span("model predict", rows=int(complete.sum()), runtime=model.runtime):
             probabilities = (
                 model.predict(to_model_frame(frame[complete], model))
                 if complete.any()
                 else np.empty(0)
             )
+        if shadow is not None and complete.any():
+            _shadow(
+                telemetry.REQUEST_ID.get(), "customer_ids", model, probabilities,
+                time.perf_counter() - started, shadow, to_model_frame(frame[complete], shadow),
+            )  # fmt: skip
         metrics.observe_predictions(probabilities, "customer_ids")
         unknown = int((~complete).sum())
         if unknown:

@@ -160,16 +160,16 @@ def write_for_worker(model: Any, out: Path, runtime: str) -> tuple[Path, str, st
 
 
 def fetch_champion(
-    tracking_uri: str, model_name: str, out: Path, runtime: str = "onnx"
+    tracking_uri: str, model_name: str, out: Path, runtime: str = "onnx", alias: str = MODEL_ALIAS
 ) -> dict[str, str | None]:
-    """Write the champion of ``model_name`` under ``out`` for ``runtime``; return its identity."""
+    """Write ``alias`` (the champion) of ``model_name`` under ``out`` for ``runtime``."""
     import mlflow
     import mlflow.sklearn
     from mlflow import MlflowClient
 
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
-    version = MlflowClient().get_model_version_by_alias(model_name, MODEL_ALIAS)
+    version = MlflowClient().get_model_version_by_alias(model_name, alias)
     uri = f"models:/{model_name}/{version.version}"
     artifacts = out / "artifacts"
     artifacts.mkdir(parents=True, exist_ok=True)
@@ -196,12 +196,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model-name", required=True)
     parser.add_argument("--out", type=Path, required=True, help="an existing, private directory")
     parser.add_argument("--runtime", choices=RUNTIMES, default="onnx")
+    parser.add_argument("--alias", default=MODEL_ALIAS, help="registry alias (challenger...)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     if not args.out.is_dir():
         raise SystemExit(f"error: --out {args.out} is not a directory")
     try:
-        fetched = fetch_champion(args.tracking_uri, args.model_name, args.out, args.runtime)
+        fetched = fetch_champion(
+            args.tracking_uri, args.model_name, args.out, args.runtime, args.alias
+        )
     except Exception as exc:  # one line for the worker's /ready detail
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise SystemExit(f"error: {type(exc).__name__}: {first}") from None

@@ -205,6 +205,13 @@ class ServingMetrics:
         self.model = Info(
             "model", "Registry identity of the model being served", registry=self.registry
         )
+        self.rollout_rows = Counter(
+            "rollout_predictions_total",
+            "Rows answered with SERVING_ROLLOUT=canary|shadow, by alias and version that "
+            "scored them and by role (answered or shadow)",
+            ["alias", "version", "role"],
+            registry=self.registry,
+        )
         self.model_ready = Gauge(
             "model_ready", "1 once the model is loaded and warmed up", registry=self.registry
         )

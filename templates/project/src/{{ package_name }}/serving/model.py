@@ -201,9 +201,9 @@ FETCH_TIMEOUT_SECONDS = 300.0
 
 
 def fetch_champion(
-    settings: Settings, out: Path, timeout: float, runtime: str = "onnx"
+    settings: Settings, out: Path, timeout: float, runtime: str = "onnx", alias: str = MODEL_ALIAS
 ) -> dict[str, Any]:
-    """Run ``python -m <package>.serving.fetch_model`` to write the champion under ``out``.
+    """Run ``python -m <package>.serving.fetch_model`` to write ``alias``'s model under ``out``.
 
     MLflow runs in that short-lived subprocess, never in the serving worker. It inherits
     this process's environment (registry and artifact-store credentials) and cwd.
@@ -220,6 +220,8 @@ def fetch_champion(
         str(out),
         "--runtime",
         runtime,
+        "--alias",
+        alias,
     ]
     try:
         done = subprocess.run(
@@ -282,8 +284,9 @@ def mlflow_model_loader(
     *,
     timeout: float = FETCH_TIMEOUT_SECONDS,
     runtime: str | None = None,
+    alias: str = MODEL_ALIAS,
 ) -> ModelLoader:
-    """Return a loader of the ``champion`` version of ``settings.model_name`` from MLflow.
+    """Return a loader of the ``alias`` (default ``champion``) version of ``settings.model_name``.
 
     The alias is resolved once, then that exact version is loaded, so the version the
     app reports is the version it scores with even if the alias moves meanwhile. MLflow
@@ -301,10 +304,10 @@ def mlflow_model_loader(
 
     def load() -> LoadedModel:
         logger.info(
-            "fetching %s@%s from %s", settings.model_name, MODEL_ALIAS, settings.tracking_uri
+            "fetching %s@%s from %s", settings.model_name, alias, settings.tracking_uri
         )
         with tempfile.TemporaryDirectory(prefix="serving-model-") as scratch:
-            fetched = fetch_champion(settings, Path(scratch), timeout, chosen)
+            fetched = fetch_champion(settings, Path(scratch), timeout, chosen, alias)
             payload = Path(fetched["path"]).read_bytes()
         if fetched.get("fallback"):
             logger.warning("serving with sklearn, not ONNX: %s", fetched["fallback"])
@@ -316,6 +319,7 @@ def mlflow_model_loader(
                 name=name,
                 version=version,
                 predict_proba=onnx_predict_proba(payload),
+                alias=alias,
                 run_id=run_id,
                 created_at=created_at,
                 array_input=True,
@@ -329,6 +333,7 @@ def mlflow_model_loader(
             name=name,
             version=version,
             predict_proba=model.predict_proba,
+            alias=alias,
             run_id=run_id,
             created_at=created_at,
             array_input=accepts_feature_array(model),
