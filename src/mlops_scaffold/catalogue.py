@@ -139,7 +139,9 @@ class Choice(BaseModel):
     (the Kubeflow pipeline and the Airflow DAG run them), ``serving_routes`` the modules
     of the generated ``serving`` package whose router the app includes next to
     ``/predict`` (``v2``, ``sagemaker``: each defines ``create_router`` and
-    ``REQUEST_MODELS``; see ``serving/routes.py``), ``tracker_modules`` the modules
+    ``REQUEST_MODELS``; see ``serving/routes.py``), ``serving_agents`` the modules of
+    that package whose ``start()`` ``serving/routes.py`` calls on import, before the app
+    is built (an APM agent configured by environment), ``tracker_modules`` the modules
     publishing every MLflow run to another experiment tracker (each defines ``log_run``;
     see ``trackers.py``) and ``verify_steps`` its steps of
     the generated ``verify`` (``verify/plan.py``); the shared files (``.env.example``, the
@@ -159,6 +161,7 @@ class Choice(BaseModel):
     serving_packages: tuple[Package, ...] = ()
     stages: tuple[Annotated[str, Field(pattern=r"^[a-z][a-z_]*$")], ...] = ()
     serving_routes: tuple[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], ...] = ()
+    serving_agents: tuple[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], ...] = ()
     tracker_modules: tuple[Annotated[str, Field(pattern=r"^tracker_[a-z0-9_]+$")], ...] = ()
     verify_steps: tuple[VerifyStep, ...] = ()
     #: When the stack holds this (``deploy=aws-cdk`` for ``artifact_store=s3``), another

@@ -54,6 +54,7 @@ CONTRIBUTIONS = {
     "stages": ("stages", "unique | list"),
     "verify_steps": ("verify_steps", "list"),  # verify/plan.py composes them in order
     "serving_routes": ("serving_routes", "unique | sort | list"),
+    "serving_agents": ("serving_agents", "unique | sort | list"),
     "tracker_modules": ("tracker_modules", "unique | list"),
 }
 #: The fields a value contributes even where another choice provides it (``provided_by``).

@@ -48,9 +48,9 @@ PYTEST_STACKS: dict[str, tuple[str, tuple[str, ...]]] = {
         ("serving_platform=seldon", "monitoring=evidently-grafana", "tuning=ray-tune",
          "validation=great-expectations", "ci=bitbucket"),
     ),
-    # deployment (same environment as the kubernetes profile)
+    # deployment; the New Relic agent in its serving app (developer mode, offline)
     "k8s-deployment": ("kubernetes", ("serving_platform=deployment", "orchestration=dvc",
-                                      "ci=gitlab")),
+                                      "ci=gitlab", "apm=newrelic")),
     # every tracker beside MLflow: train and evaluate read back from each, offline (strace);
     # the BentoML serving application (its service module imports in the generated lint);
     # ci=jenkins and vcs=hg (Mercurial) ride along: the generated pytest does not see them

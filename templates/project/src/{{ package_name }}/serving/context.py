@@ -6,8 +6,10 @@ at most 128 characters, a new 32-hex-digit id otherwise. It is echoed in the res
 
 When tracing is on (:func:`..telemetry.configure_tracing`), the request is a SERVER span
 ``METHOD /route`` (route template; a W3C ``traceparent`` from the caller is continued)
-whose children are the handler's spans (``feature lookup``, ``model predict``). When it
-is off, the middleware costs one header scan and one counter-based id per request.
+whose children are the handler's spans (``feature lookup``, ``model predict``); this
+middleware makes it, not a generic ASGI instrumentation (which adds a span per
+``receive`` and ``send``). When it is off, the middleware costs one header scan and one
+counter-based id per request.
 """
 
 from __future__ import annotations
@@ -48,16 +50,20 @@ class RequestContextMiddleware:
             if not telemetry.tracing_enabled():
                 await self.app(scope, receive, send_with_id)
                 return
-            with telemetry.server_span(f"{scope['method']} {scope['path']}", headers) as span:
-                span.set_attribute("http.request.method", scope["method"])
-                span.set_attribute("http.request.id", request_id)
+            method = scope["method"]
+            attributes = {"http.request.method": method, "http.request.id": request_id}
+            with telemetry.server_span(f"{method} {scope['path']}", headers, attributes) as span:
                 try:
                     await self.app(scope, receive, send_with_id)
                 finally:
-                    route = getattr(scope.get("route"), "path", None)
-                    if route is not None:
-                        span.update_name(f"{scope['method']} {route}")
-                        span.set_attribute("http.route", route)
-                    span.set_attribute("http.response.status_code", status)
+                    if span.is_recording():  # not when sampled out
+                        route = getattr(scope.get("route"), "path", None)
+                        if route is not None:
+                            span.update_name(f"{method} {route}")
+                            span.set_attributes(
+                                {"http.route": route, "http.response.status_code": status}
+                            )
+                        else:
+                            span.set_attribute("http.response.status_code", status)
         finally:
             telemetry.REQUEST_ID.reset(token)

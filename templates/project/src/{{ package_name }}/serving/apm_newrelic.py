@@ -1,0 +1,1 @@
+../../../../components/apm/newrelic/files/src/{{ package_name }}/serving/apm_newrelic.py
