@@ -9,6 +9,7 @@ pipeline): `make setup && make verify` on these tables is run by hand (see the r
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,7 +22,6 @@ from mlops_scaffold.stacks import load_stack
 from tests.render.conftest import assert_ruff_clean
 
 pytestmark = pytest.mark.render
-
 
 
 def breast_cancer(path: Path) -> Path:
@@ -54,12 +54,12 @@ def penguins(path: Path) -> Path:
     return path / "penguins.csv"
 
 
-TABLES: dict[str, tuple[Callable[[Path], Path], str, str, str]] = {
-    # name: (writer, target, task, a feature column as normalised)
-    "breast_cancer": (breast_cancer, "target", "binary", "mean_radius"),
-    "wine": (wine, "target", "multiclass", "alcohol"),
-    "diabetes": (diabetes, "target", "regression", "bmi"),
-    "penguins": (penguins, "species", "multiclass", "island"),
+TABLES: dict[str, tuple[Callable[[Path], Path], str, str, str, str]] = {
+    # name: (writer, target, task, a feature column as normalised, profile)
+    "breast_cancer": (breast_cancer, "target", "binary", "mean_radius", "startup"),
+    "wine": (wine, "target", "multiclass", "alcohol", "startup"),
+    "diabetes": (diabetes, "target", "regression", "bmi", "aws"),
+    "penguins": (penguins, "species", "multiclass", "island", "startup"),
 }
 
 
@@ -67,12 +67,12 @@ TABLES: dict[str, tuple[Callable[[Path], Path], str, str, str]] = {
 def test_a_real_table_renders_a_project_that_compiles_and_lints(
     tmp_path: Path, table: str
 ) -> None:
-    write, target, task, feature = TABLES[table]
+    write, target, task, feature, profile = TABLES[table]
     source = write(tmp_path)
     schema = infer_schema(DataRequest(source, target))
     assert schema.task == task
     project = create_project(
-        load_stack(profile="startup"), tmp_path / "project", init_git=False, data=schema
+        load_stack(profile=profile), tmp_path / "project", init_git=False, data=schema
     )
     contract = (project / "src" / "project" / "schema.py").read_text(encoding="utf-8")
     assert f'TASK = "{task}"' in contract
@@ -81,6 +81,9 @@ def test_a_real_table_renders_a_project_that_compiles_and_lints(
     assert (project / "data" / "source" / f"{source.name}.dvc").is_file()
     assert (project / "tests" / "test_source_data.py").is_file()
     assert not (project / "tests" / "test_data.py").exists()
+    if profile == "aws":  # the CDK app's Feast table is the contract's feature view
+        cdk = json.loads((project / "infra" / "cdk.json").read_text(encoding="utf-8"))
+        assert cdk["context"]["feature_view"] == "features"
     for path in sorted(project.rglob("*.py")):
         compile(path.read_text(encoding="utf-8"), str(path), "exec", dont_inherit=True)
     assert_ruff_clean(project)

@@ -67,7 +67,7 @@ from starlette.concurrency import run_in_threadpool
 
 from .. import telemetry
 from ..config import MODEL_ALIAS, Settings, load_settings
-from ..schema import FEATURE_COLUMNS, FEATURE_DTYPES
+from ..schema import ENTITY_COLUMN, FEATURE_COLUMNS, FEATURE_DTYPES
 from .auth import api_key_dependencies, configured_key
 from .context import RequestContextMiddleware
 from .errors import documented_errors, install_error_handlers, invalid_input
@@ -100,7 +100,7 @@ if TYPE_CHECKING:  # imported lazily: by-id requests and DataFrame models only
 logger = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLD = 0.5
-UNKNOWN_CUSTOMER = "unknown customer_id"
+UNKNOWN_CUSTOMER = f"unknown {ENTITY_COLUMN}"
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 DEFAULT_REQUEST_TIMEOUT = 10.0
 DEFAULT_INLINE_MS = 2.0

@@ -22,7 +22,13 @@ from typing import Any
 import httpx
 
 from ..config import EXPERIMENT_NAME, MODEL_ALIAS
-from ..schema import ENTITY_COLUMN, FEATURE_COLUMNS, FEATURE_DTYPES, TIMESTAMP_COLUMN
+from ..schema import (
+    ENTITY_COLUMN,
+    FEATURE_COLUMNS,
+    FEATURE_DTYPES,
+    LABEL_COLUMN,
+    TIMESTAMP_COLUMN,
+)
 from .runner import (
     Context,
     Flag,
@@ -412,7 +418,9 @@ def step_predict_rows(ctx: Context, client: httpx.Client) -> str:
             f"rows and ids disagree by up to {worst:.3g}: {by_row} vs {ctx.values['by_id']}"
         )
     labels = sum(bool(p["churn"]) for p in predictions)
-    return f"{len(rows)} rows scored, {labels} labelled churn; identical to the by-id scores"
+    return (
+        f"{len(rows)} rows scored, {labels} labelled {LABEL_COLUMN}; identical to the by-id scores"
+    )
 
 
 def step_bad_payload(ctx: Context, client: httpx.Client) -> str:
