@@ -80,6 +80,7 @@ from .model import (
     ModelLoader,
     WarmableLookup,
     align_features,
+    array_dtype,
     inline_row_limit,
     mlflow_model_loader,
     to_model_frame,
@@ -152,7 +153,7 @@ def _configured_model_name(settings: Settings) -> str | None:
 
 
 _COLUMN_GETTERS = [
-    (name, operator.itemgetter(name), dtype) for name, dtype in FEATURE_DTYPES.items()
+    (name, operator.itemgetter(name), array_dtype(dtype)) for name, dtype in FEATURE_DTYPES.items()
 ]
 
 
