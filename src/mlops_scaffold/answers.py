@@ -22,6 +22,9 @@ __all__ = ["CONTROL_CHARACTERS", "project_answers", "read_recorded_answers", "up
 
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 PROJECT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
+SOURCE_NAME = re.compile(r"[^/\\\x00-\x1f\x7f]+")
+TASKS = ("binary", "multiclass", "regression")
 
 
 def project_answers(stack: Stack, destination: Path) -> dict[str, Any]:
@@ -78,7 +81,44 @@ def read_recorded_answers(project: Path) -> dict[str, Any]:
             f"{path}: description must be text on one line without control characters "
             f"(got {description!r:.60})"
         )
+    if "data_schema" in loaded:
+        _check_data_schema(path, loaded["data_schema"])
     return loaded
+
+
+def _check_data_schema(path: Path, schema: Any) -> None:
+    """Refuse a recorded ``data_schema`` whose names could change a rendered file's structure.
+
+    Names become Python identifiers, Feast fields and YAML keys; the source's file name
+    lands in dvc.yaml and Markdown. Each must be as ``new --data`` wrote it.
+    """
+    fix = f"restore it (git checkout -- {ANSWERS_FILE}) or run new --data again"
+    if not isinstance(schema, dict):
+        raise ProjectError(f"{path}: data_schema must be a mapping; {fix}")
+    features = schema.get("features")
+    if not isinstance(features, list) or not all(isinstance(f, dict) for f in features):
+        raise ProjectError(f"{path}: data_schema.features must be a list of mappings; {fix}")
+    names = {key: schema.get(key) for key in ("target", "entity", "timestamp", "feature_view")}
+    names.update({f"features[{i}].name": f.get("name") for i, f in enumerate(features)})
+    for key, name in names.items():
+        if not (isinstance(name, str) and IDENTIFIER.fullmatch(name)):
+            raise ProjectError(
+                f"{path}: data_schema.{key} {str(name)!r:.60} must be a lower-case identifier "
+                f"(letters, digits, '_'); {fix}"
+            )
+    if schema.get("task") not in TASKS:
+        raise ProjectError(
+            f"{path}: data_schema.task {str(schema.get('task'))!r:.30} must be one of "
+            f"{', '.join(TASKS)}; {fix}"
+        )
+    source = schema.get("source")
+    if source is not None and not (
+        isinstance(source, str) and SOURCE_NAME.fullmatch(source) and source not in (".", "..")
+    ):
+        raise ProjectError(
+            f"{path}: data_schema.source {str(source)!r:.60} must be a file name in "
+            f"data/source/ (no '/', one line); {fix}"
+        )
 
 
 def update_answers(project: Path, overrides: Sequence[str], profile: str | None) -> dict[str, Any]:

@@ -65,6 +65,7 @@ from .gitutil import (
     git,
     git_env,
 )
+from .owndata.contract import SOURCE_DIR
 from .render import ANSWERS_FILE, render
 
 __all__ = [
@@ -571,6 +572,8 @@ def _render_and_commit(
     reference = _answers_text(repo, base or "HEAD")
     rendered = workdir / "render"
     render(answers, rendered, template=template)
+    if base is not None:
+        _carry_source_files(repo, base, rendered, workdir, extra)
     answers_file = rendered / ANSWERS_FILE
     _copy_line(answers_file, _SRC_PATH_LINE, reference)
     tree = _write_tree(repo, rendered, workdir / "index", extra)
@@ -579,6 +582,28 @@ def _render_and_commit(
     changes = _changes(repo, base, tree, extra)
     commit = _commit(repo, tree, base, answers, extra)
     return _Render(base, commit, False, changes)
+
+
+def _carry_source_files(
+    repo: _Repo, base: str, rendered: Path, workdir: Path, extra: dict[str, str]
+) -> None:
+    """Put the base render's ``data/source/`` files (``new --data``'s) into the new render.
+
+    ``new --data`` commits the user's table's DVC file and ``.gitignore`` with the pristine
+    render; the template does not render them, so without this the template side of the
+    merge would delete them. Carried from the base, they are unchanged on that side and
+    the user's versions (a newer ``dvc add``) are kept.
+    """
+    source = SOURCE_DIR.as_posix()
+    if not repo.out("ls-tree", "--name-only", base, "--", f"{source}/", extra=extra):
+        return
+    env = {
+        **extra,
+        "GIT_DIR": str(repo.git_dir),
+        "GIT_WORK_TREE": str(rendered),
+        "GIT_INDEX_FILE": str(workdir / "carry"),
+    }
+    repo.run("checkout", base, "--", source, extra=env, cwd=rendered)
 
 
 def _answers_text(repo: _Repo, revision: str) -> str:

@@ -98,6 +98,9 @@ def test_synth_is_clean_for_cfn_lint_and_checkov(
     for wanted in ("AWS::SageMaker::Model", "AWS::SageMaker::EndpointConfig",
                    "AWS::SageMaker::Endpoint", "AWS::CloudWatch::Alarm"):
         assert wanted in serving_types and wanted not in base_types, wanted
+    # Feast's DynamoDB table: <package>.<the data contract's FEATURE_VIEW> (cdk.json)
+    (table,) = [r for r in base["Resources"].values() if r["Type"] == "AWS::DynamoDB::Table"]
+    assert table["Properties"]["TableName"] == "aws_demo.customer_features"
     (model,) = [r for r in serving["Resources"].values() if r["Type"] == "AWS::SageMaker::Model"]
     container = model["Properties"]["PrimaryContainer"]
     image = json.dumps(container["Image"])

@@ -9,8 +9,10 @@ pipeline): `make setup && make verify` on these tables is run by hand (see the r
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pandas as pd
 import pytest
@@ -21,7 +23,6 @@ from mlops_scaffold.stacks import load_stack
 from tests.render.conftest import assert_ruff_clean
 
 pytestmark = pytest.mark.render
-
 
 
 def breast_cancer(path: Path) -> Path:
@@ -54,12 +55,12 @@ def penguins(path: Path) -> Path:
     return path / "penguins.csv"
 
 
-TABLES: dict[str, tuple[Callable[[Path], Path], str, str, str]] = {
-    # name: (writer, target, task, a feature column as normalised)
-    "breast_cancer": (breast_cancer, "target", "binary", "mean_radius"),
-    "wine": (wine, "target", "multiclass", "alcohol"),
-    "diabetes": (diabetes, "target", "regression", "bmi"),
-    "penguins": (penguins, "species", "multiclass", "island"),
+TABLES: dict[str, tuple[Callable[[Path], Path], str, str, str, str]] = {
+    # name: (writer, target, task, a feature column as normalised, profile)
+    "breast_cancer": (breast_cancer, "target", "binary", "mean_radius", "startup"),
+    "wine": (wine, "target", "multiclass", "alcohol", "startup"),
+    "diabetes": (diabetes, "target", "regression", "bmi", "aws"),
+    "penguins": (penguins, "species", "multiclass", "island", "startup"),
 }
 
 
@@ -67,12 +68,12 @@ TABLES: dict[str, tuple[Callable[[Path], Path], str, str, str]] = {
 def test_a_real_table_renders_a_project_that_compiles_and_lints(
     tmp_path: Path, table: str
 ) -> None:
-    write, target, task, feature = TABLES[table]
+    write, target, task, feature, profile = TABLES[table]
     source = write(tmp_path)
     schema = infer_schema(DataRequest(source, target))
     assert schema.task == task
     project = create_project(
-        load_stack(profile="startup"), tmp_path / "project", init_git=False, data=schema
+        load_stack(profile=profile), tmp_path / "project", init_git=False, data=schema
     )
     contract = (project / "src" / "project" / "schema.py").read_text(encoding="utf-8")
     assert f'TASK = "{task}"' in contract
@@ -81,6 +82,43 @@ def test_a_real_table_renders_a_project_that_compiles_and_lints(
     assert (project / "data" / "source" / f"{source.name}.dvc").is_file()
     assert (project / "tests" / "test_source_data.py").is_file()
     assert not (project / "tests" / "test_data.py").exists()
+    if profile == "aws":  # the CDK app's Feast table is the contract's feature view
+        cdk = json.loads((project / "infra" / "cdk.json").read_text(encoding="utf-8"))
+        assert cdk["context"]["feature_view"] == "features"
     for path in sorted(project.rglob("*.py")):
         compile(path.read_text(encoding="utf-8"), str(path), "exec", dont_inherit=True)
     assert_ruff_clean(project)
+
+
+def test_string_categoricals_with_missing_values_are_served(tmp_path: Path) -> None:
+    """The penguins by species (categories and numbers with gaps): the generated project's
+    own tests/test_source_data.py, in its pinned environment, fits the pipeline on the
+    table and scores request rows (a missing and an unknown category), store rows and the
+    warm-up input with the model read back from skops, as serving does."""
+    import os
+    import subprocess
+
+    from tests.envs import project_env
+
+    schema = infer_schema(DataRequest(penguins(tmp_path), "species"))
+    assert {c.name for c in schema.features if c.kind == "categorical"} == {"island", "sex"}
+    project = create_project(
+        load_stack(profile="startup"), tmp_path / "birds", init_git=False, data=schema
+    )
+    venv = project_env(project)
+    env = {**os.environ, "PYTHONPATH": str(project / "src"),
+           "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    report = tmp_path / "report.xml"
+    result = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         f"--junit-xml={report}", "tests/test_source_data.py"],
+        cwd=project, capture_output=True, text=True, env=env, check=False, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    suite = ElementTree.parse(report).getroot().find("testsuite")
+    assert suite is not None
+    assert {key: suite.get(key) for key in ("failures", "errors", "skipped")} == dict.fromkeys(
+        ("failures", "errors", "skipped"), "0")
+    names = {case.get("name") for case in suite.iter("testcase")}
+    assert "test_the_served_model_takes_request_rows_and_the_warm_up_input" in names

@@ -258,7 +258,8 @@ def test_csv_column_that_widens_after_the_first_block(tmp_path: Path) -> None:
     schema = infer(path, "y")
     columns = {column.name: column for column in schema.columns}
     a = columns["a"]
-    assert (a.dtype, a.kind, a.distinct) == ("double", "numeric", 3)
+    # floats: distinct values are not counted (no rule reads the number)
+    assert (a.dtype, a.kind, a.distinct) == ("double", "numeric", None)
     assert columns["b"].categories == ("x", "y", "z")
     assert schema.rows == 400_001
 
@@ -280,3 +281,30 @@ def test_generated_entity_and_event_time_do_not_take_a_column_name(tmp_path: Pat
     assert [column.name for column in schema.columns] == ["row_id", "event_timestamp", "x", "y"]
     assert (schema.entity, schema.entity_generated) == ("row_id_2", True)
     assert (schema.timestamp, schema.timestamp_synthetic) == ("event_timestamp_2", True)
+
+
+def test_distinct_values_are_counted_where_a_rule_needs_them(tmp_path: Path) -> None:
+    """Exact counts decide categories and keys; columns no rule counts say ``None``."""
+    rows = 12_000
+    table = pa.table({
+        # 60 codes repeating from the first rows: neither a category nor a key, not counted
+        "zip": [f"Z{i % 60:03d}" for i in range(rows)],
+        # unique in the first 10,000 rows, repeating after: counted, not a key
+        "ref": [f"R{i % 10_500:05d}" for i in range(rows)],
+        # a category whose first rows hold 2 of its 5 values: counted on the whole column
+        "tier": [("a", "b")[i % 2] if i < 10_000 else ("c", "d", "e")[i % 3] for i in range(rows)],
+        "flat": pa.array([None if i % 7 == 0 else (float("nan") if i % 5 == 0 else 2.5)
+                          for i in range(rows)]),
+        "x": [i * 0.25 for i in range(rows)],
+        "y": [i % 2 for i in range(rows)],
+    })
+    schema = infer(write(table, tmp_path, "t", ".parquet"), "y")
+    columns = {column.name: column for column in schema.columns}
+    assert (columns["zip"].distinct, columns["zip"].kind) == (None, "identifier")
+    assert columns["zip"].action == (
+        "drop: more than 50 distinct values, an identifier, not a category")
+    assert (columns["ref"].distinct, columns["ref"].kind) == (10_500, "identifier")
+    assert (schema.entity, schema.entity_generated) == ("row_id", True)
+    assert (columns["tier"].distinct, columns["tier"].categories) == (5, tuple("abcde"))
+    assert (columns["flat"].distinct, columns["flat"].kind) == (1, "constant")
+    assert (columns["x"].distinct, columns["x"].kind) == (None, "numeric")

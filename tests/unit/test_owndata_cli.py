@@ -7,6 +7,7 @@ written: DEST is never created, with or without `--dry-run`.
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 from importlib.resources import files
 from pathlib import Path
@@ -250,3 +251,30 @@ def test_bad_data_mapping_in_stack_file(
     assert message in stderr
     assert len(stderr.strip().splitlines()) == 1
     assert not (tmp_path / "app").exists()
+
+
+def test_names_are_normalised_the_same_in_the_dry_run_and_the_contract(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """Spaces, accents, a keyword and a leading digit: one mapping, printed and rendered."""
+    rows = "".join(f"P{i},{i * 0.5},{('a', 'b')[i % 2]},{i % 5},{('yes', 'no')[i % 2]}\n"
+                   for i in range(12))
+    (tmp_path / "n.csv").write_text("Plant ID,Größe (cm),class,2nd score,Is Tall\n" + rows,
+                                    encoding="utf-8")
+    args = [*NEW, "--data", "{tmp}/n.csv", "--target", "Is Tall"]
+    code, stdout, stderr = run(runner, tmp_path, [*args, "--dry-run"])
+    assert code == 0, stderr
+    renames = {"Plant ID": "plant_id", "Größe (cm)": "grosse_cm", "class": "class_",
+               "2nd score": "c_2nd_score", "Is Tall": "is_tall"}
+    for source, name in renames.items():
+        assert f"  {source!r} -> {name}" in stdout.splitlines()
+    assert "Entity: plant_id." in stdout
+    code, _, stderr = run(runner, tmp_path, [*args, "--defaults", "--no-git"])
+    assert code == 0, stderr
+    schema = (tmp_path / "app" / "src" / "app" / "schema.py").read_text(encoding="utf-8")
+    for source, name in renames.items():
+        assert f"    {json.dumps(source)}: {json.dumps(name)},\n" in schema
+    assert 'LABEL_COLUMN = "is_tall"' in schema
+    assert 'ENTITY_COLUMN = "plant_id"' in schema
+    for name in ("grosse_cm", "class_", "c_2nd_score"):
+        assert f'    "{name}": ' in schema  # FEATURE_DTYPES: Feast, the API and the model

@@ -1,8 +1,12 @@
 """Schema inference: from a user's table and its target to a :class:`DataSchema`.
 
-Every count is exact, on the whole column (Arrow's hash kernels are fast enough for
-millions of rows); only the free-text test looks at a sample of a column's distinct
-values. Rules, in order, for a column other than the target, entity and event time:
+Every count a decision depends on is exact, on the whole column (Arrow's hash kernels
+are fast enough for millions of rows). Distinct values are counted only where a rule
+reads them: not for floating-point columns (only "one value or more" matters, from their
+minimum and maximum), nor for string columns whose first :data:`TEXT_SAMPLE` rows already
+hold more than :data:`MAX_CATEGORIES` values and a repeat (neither a category nor a key,
+whatever the other rows hold); the free-text test looks at a sample of a column's values.
+Rules, in order, for a column other than the target, entity and event time:
 
 * no value, or one value in every row -> ``constant``, dropped;
 * Arrow ``bool``, or strings with two values such as yes/no, true/false -> ``boolean``
@@ -132,7 +136,7 @@ def infer_schema(request: DataRequest) -> DataSchema:
                 ColumnSchema(name, source, dtype, label_kind, "target", missing, values, action)
             )
         elif name == entity_column:
-            how = "per (entity, event time)" if values < table.num_rows else "per row"
+            how = "per row" if values == table.num_rows else "per (entity, event time)"
             columns.append(
                 ColumnSchema(
                     name,
@@ -338,14 +342,30 @@ def _check_entity(table: pa.Table, entity: str, timestamp: str | None, where: st
         )
 
 
-def _distinct_counts(table: pa.Table) -> dict[str, int]:
-    """Count each column's distinct non-missing values, a column per thread (0: unsupported)."""
+def _distinct_counts(table: pa.Table) -> dict[str, int | None]:
+    """Count each column's distinct non-missing values, a column per thread.
 
-    def count(name: str) -> int:
-        # unique() is a third cheaper than count_distinct() on many-valued columns
+    ``None``: not counted, as no rule depends on the number (see the module docstring):
+    a floating-point column with two values or more, or a string column with more than
+    :data:`MAX_CATEGORIES` values and a repeat in its first :data:`TEXT_SAMPLE` rows.
+    ``0`` for an unsupported type.
+    """
+
+    def count(name: str) -> int | None:
         column = table.column(name)
         if not _supported(column.type):
             return 0
+        if pa.types.is_floating(column.type):
+            if _missing(column) == len(column):
+                return 0
+            low, high = pc.min_max(column).values()
+            return 1 if low.as_py() == high.as_py() else None
+        if _is_text(column.type):
+            sample = column.slice(0, TEXT_SAMPLE).drop_null()
+            seen = len(pc.unique(sample))
+            if seen > MAX_CATEGORIES and seen < len(sample):
+                return None
+        # unique() is a third cheaper than count_distinct() on many-valued columns
         return len(pc.unique(column)) - int(column.null_count > 0)
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
@@ -353,7 +373,7 @@ def _distinct_counts(table: pa.Table) -> dict[str, int]:
 
 
 def _propose_entity(
-    table: pa.Table, timestamp: str | None, exclude: set[str], distinct: dict[str, int]
+    table: pa.Table, timestamp: str | None, exclude: set[str], distinct: dict[str, int | None]
 ) -> str | None:
     """Propose a column identifying a row, or a row at its event time; else ``None``.
 
@@ -375,7 +395,7 @@ def _propose_entity(
             return name
     if timestamp is not None:
         for name in id_like:
-            if distinct[name] > 1 and _duplicate_pairs(table, name, timestamp).num_rows == 0:
+            if distinct[name] != 1 and _duplicate_pairs(table, name, timestamp).num_rows == 0:
                 return name
     for name in keys:
         if distinct[name] == rows and _names_rows(table.column(name)):
@@ -402,7 +422,7 @@ def _is_text(kind: pa.DataType) -> bool:
 
 
 def _classify(
-    name: str, column: pa.ChunkedArray, distinct: int
+    name: str, column: pa.ChunkedArray, distinct: int | None
 ) -> tuple[Kind, str, tuple[Scalar, ...]]:
     """Kind, pipeline action and categories of a column that is neither target nor key."""
     kind = column.type
@@ -428,12 +448,13 @@ def _classify(
         ):
             return "identifier", "drop: identifier (unique per row)", ()
         return "numeric", "impute median + scale", ()
-    values = _sorted_values(column) if distinct <= MAX_CATEGORIES else ()
+    values = _sorted_values(column) if distinct is not None and distinct <= MAX_CATEGORIES else ()
+    many = f"more than {MAX_CATEGORIES}" if distinct is None else str(distinct)
     if distinct == 2 and frozenset(str(value).lower() for value in values) in _BOOLEAN_WORDS:
         return "boolean", "impute most frequent, as 0/1", values
-    if values and distinct <= max(2, present // 2):
-        encoding = "one-hot" if distinct <= ONE_HOT_MAX else "ordinal"
+    if values and len(values) <= max(2, present // 2):
+        encoding = "one-hot" if len(values) <= ONE_HOT_MAX else "ordinal"
         return "categorical", f"impute most frequent + {encoding}", values
     if _has_spaces(column):
-        return "text", f"drop: free text ({distinct} distinct values)", ()
-    return "identifier", f"drop: {distinct} distinct values, an identifier, not a category", ()
+        return "text", f"drop: free text ({many} distinct values)", ()
+    return "identifier", f"drop: {many} distinct values, an identifier, not a category", ()

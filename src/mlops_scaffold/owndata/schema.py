@@ -24,7 +24,7 @@ __all__ = [
     "Task",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 Kind = Literal[
     "numeric", "categorical", "boolean", "datetime", "identifier", "text", "constant", "other"
@@ -67,8 +67,10 @@ class ColumnSchema:
     role: Role
     missing_share: float
     """Share of rows without a value, 0 to 1."""
-    distinct: int
-    """Number of distinct non-missing values."""
+    distinct: int | None
+    """Number of distinct non-missing values; ``None`` where no rule needs the number
+    (a floating-point column of two values or more; a string column of more than
+    ``MAX_CATEGORIES`` values with a repeat: see :mod:`.infer`)."""
     action: str
     """What the pipeline does with it, or why it is dropped, in a few words."""
     categories: tuple[Scalar, ...] = ()

@@ -84,8 +84,8 @@ def main() -> None:
     print(
         f"features: {len(table)} feature rows, {len(labels)} labels; applied "
         f"{', '.join(published['applied'])}; materialized {published['start']:%Y-%m-%d} "
-        f"to {published['end']:%Y-%m-%d} ({table[ENTITY_COLUMN].nunique()} customers online) "
-        f"from {published['source']}"
+        f"to {published['end']:%Y-%m-%d} ({table[ENTITY_COLUMN].nunique()} {ENTITY_COLUMN}s "
+        f"online) from {published['source']}"
     )
 
 

@@ -43,16 +43,23 @@ if TYPE_CHECKING:
 MODEL_PARAM_KEYS = ("C", "class_weight", "max_iter")
 
 
-# Types the skops format must trust to load the pipeline (the imputers' fitted dtype).
-SKOPS_TRUSTED_TYPES = ["numpy.dtype"]
+# Types the skops format must trust to load the pipeline (the imputers' fitted dtype, and
+# pandas' NA: the missing value of a category, see build_pipeline).
+SKOPS_TRUSTED_TYPES = ["numpy.dtype", "pandas._libs.missing.NAType"]
 
 def load_training_frame(settings: Settings, store: FeatureStore | None = None) -> pd.DataFrame:
-    """Labels joined point-in-time with their features from Feast; rows missing any dropped."""
+    """Labels joined point-in-time with their features from Feast.
+
+    Rows the join found no features for are dropped, as are rows missing a feature the
+    contract says always has a value; the model pipeline imputes NULLABLE_FEATURES.
+    """
     from ..platform.feature_store import historical_features, open_store
 
     labels = pd.read_parquet(settings.paths.labels)
     frame = historical_features(store or open_store(settings), labels)
-    return frame.dropna(subset=FEATURE_COLUMNS).reset_index(drop=True)
+    found = frame[FEATURE_COLUMNS].notna().any(axis=1)
+    required = [name for name in FEATURE_COLUMNS if name not in NULLABLE_FEATURES]
+    return frame[found].dropna(subset=required).reset_index(drop=True)
 
 
 def split_holdout(frame: pd.DataFrame, test_size: float) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -107,7 +114,9 @@ def build_pipeline(params: dict[str, Any]) -> Pipeline:
         return Pipeline([*numeric, ("model", model)])
     categorical = Pipeline(
         [
-            ("impute", SimpleImputer(strategy="most_frequent")),
+            # Categories arrive as pandas' string dtype (schema.FEATURE_DTYPES), missing as
+            # pd.NA; this imputer also takes None and NaN (request rows, object columns).
+            ("impute", SimpleImputer(missing_values=pd.NA, strategy="most_frequent")),
             ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
         ]
     )

@@ -144,8 +144,14 @@ def materialize(store: FeatureStore, start: datetime, end: datetime) -> None:
 
 
 def _cast_features(frame: pd.DataFrame) -> pd.DataFrame:
-    """Give feature columns the contract's dtypes; int columns holding NaN become float64."""
+    """Give feature columns the contract's dtypes; int columns holding NaN become float64.
+
+    A ``string`` feature (a category) stays text: pandas' string dtype, ``<NA>`` when missing.
+    """
     for name, dtype in FEATURE_DTYPES.items():
+        if dtype == "string":
+            frame[name] = frame[name].astype("string")
+            continue
         column = pd.to_numeric(frame[name], errors="coerce")
         frame[name] = column.astype(dtype) if column.notna().all() else column.astype("float64")
     return frame
@@ -195,7 +201,8 @@ def online_features(store: FeatureStore, customer_ids: list[int]) -> pd.DataFram
         features=FEATURE_REFS, entity_rows=[{ENTITY_COLUMN: i} for i in ids]
     ).to_dict()
     frame = pd.DataFrame({ENTITY_COLUMN: np.asarray(ids, dtype="int64")})
+    text = {name: FEATURE_DTYPES[name] == "string" for name in FEATURE_COLUMNS}
     for name in FEATURE_COLUMNS:
         values = [np.nan if value is None else value for value in response[name]]
-        frame[name] = pd.Series(values, dtype="float64")
+        frame[name] = pd.Series(values, dtype="object" if text[name] else "float64")
     return _cast_features(frame)

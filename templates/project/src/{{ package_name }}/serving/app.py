@@ -74,7 +74,7 @@ from starlette.concurrency import run_in_threadpool
 
 from .. import telemetry
 from ..config import MODEL_ALIAS, Settings, load_settings
-from ..schema import FEATURE_COLUMNS, FEATURE_DTYPES
+from ..schema import ENTITY_COLUMN, FEATURE_COLUMNS, FEATURE_DTYPES
 from .auth import api_key_dependencies, configured_key
 from .context import RequestContextMiddleware
 from .errors import documented_errors, install_error_handlers, invalid_input
@@ -87,6 +87,7 @@ from .model import (
     ModelLoader,
     WarmableLookup,
     align_features,
+    array_dtype,
     inline_row_limit,
     mlflow_model_loader,
     to_model_frame,
@@ -108,7 +109,7 @@ if TYPE_CHECKING:  # imported lazily: by-id requests and DataFrame models only
 logger = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLD = 0.5
-UNKNOWN_CUSTOMER = "unknown customer_id"
+UNKNOWN_CUSTOMER = f"unknown {ENTITY_COLUMN}"
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 DEFAULT_REQUEST_TIMEOUT = 10.0
 DEFAULT_INLINE_MS = 2.0
@@ -163,7 +164,7 @@ def _configured_model_name(settings: Settings) -> str | None:
 
 
 _COLUMN_GETTERS = [
-    (name, operator.itemgetter(name), dtype) for name, dtype in FEATURE_DTYPES.items()
+    (name, operator.itemgetter(name), array_dtype(dtype)) for name, dtype in FEATURE_DTYPES.items()
 ]
 
 

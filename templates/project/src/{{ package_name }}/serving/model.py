@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 
 from ..config import MODEL_ALIAS, Settings
-from ..schema import ENTITY_COLUMN, FEATURE_COLUMNS, FEATURE_DTYPES
+from ..schema import CATEGORICAL_FEATURES, ENTITY_COLUMN, FEATURE_COLUMNS, FEATURE_DTYPES
 
 if TYPE_CHECKING:  # pandas costs ~80 MB: imported by the by-id path and sklearn models only
     import pandas as pd
@@ -113,12 +113,26 @@ def model_input(model: LoadedModel, columns: dict[str, np.ndarray]) -> pd.DataFr
         )
     import pandas as pd
 
-    return pd.DataFrame(columns)
+    frame = pd.DataFrame(columns)
+    if CATEGORICAL_FEATURES:  # text columns (object arrays) as the training dtype
+        frame = frame.astype(dict.fromkeys(CATEGORICAL_FEATURES, "string"))
+    return frame
+
+
+def array_dtype(dtype: str) -> Any:
+    """The numpy dtype holding a feature of contract ``dtype`` (text: object)."""
+    return object if dtype == "string" else dtype
 
 
 def warmup_input(model: LoadedModel, rows: int = 1) -> pd.DataFrame | np.ndarray:
-    """All-zero input of ``rows`` rows (training dtypes) in the form ``model`` is called with."""
-    zeros = {name: np.zeros(rows, dtype=dtype) for name, dtype in FEATURE_DTYPES.items()}
+    """All-zero input of ``rows`` rows (training dtypes) in the form ``model`` is called with.
+
+    A category is missing (None) in it: the model's imputer fills it in.
+    """
+    zeros = {
+        name: np.zeros(rows, dtype=dtype) if dtype != "string" else np.full(rows, None)
+        for name, dtype in FEATURE_DTYPES.items()
+    }
     return model_input(model, zeros)
 
 
@@ -154,12 +168,12 @@ def accepts_feature_array(model: Any) -> bool:
     """Whether ``model`` can score a float64 array with FEATURE_COLUMNS in order.
 
     True for sklearn estimators fitted on a DataFrame with exactly FEATURE_COLUMNS, in
-    this order (``feature_names_in_``). Installs a filter for sklearn's "no feature
+    this order (``feature_names_in_``), all numbers. Installs a filter for sklearn's "no feature
     names" warning, which is then harmless: the column order was checked here, once.
     """
     names = getattr(model, "feature_names_in_", None)
-    if names is None or [str(n) for n in names] != FEATURE_COLUMNS:
-        return False
+    if names is None or [str(n) for n in names] != FEATURE_COLUMNS or CATEGORICAL_FEATURES:
+        return False  # categories are text: they never fit a float64 array
     warnings.filterwarnings("ignore", message=FEATURE_NAMES_WARNING, category=UserWarning)
     return True
 

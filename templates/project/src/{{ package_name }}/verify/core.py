@@ -22,7 +22,13 @@ from typing import Any
 import httpx
 
 from ..config import EXPERIMENT_NAME, MODEL_ALIAS
-from ..schema import ENTITY_COLUMN, FEATURE_COLUMNS, FEATURE_DTYPES, TIMESTAMP_COLUMN
+from ..schema import (
+    ENTITY_COLUMN,
+    FEATURE_COLUMNS,
+    FEATURE_DTYPES,
+    LABEL_COLUMN,
+    TIMESTAMP_COLUMN,
+)
 from .runner import (
     Context,
     Flag,
@@ -333,6 +339,20 @@ def step_prometheus(ctx: Context, client: httpx.Client) -> str:
     raise StepFailed(f"Prometheus does not report the serving target up: {last or 'no target'}")
 
 
+def _json_value(name: str, value: Any) -> Any:
+    """A feature table value as the API takes it: int, float, text (a category) or null."""
+    import pandas as pd
+
+    if name == ENTITY_COLUMN:
+        return int(value)
+    if pd.isna(value):
+        return None
+    dtype = FEATURE_DTYPES[name]
+    if dtype == "string":
+        return str(value)
+    return int(value) if dtype.startswith("int") else float(value)
+
+
 def newest_snapshots(ctx: Context, count: int) -> list[dict[str, Any]]:
     """``count`` customers' newest rows of the offline feature table, JSON-typed."""
     import pandas as pd
@@ -341,16 +361,10 @@ def newest_snapshots(ctx: Context, count: int) -> list[dict[str, Any]]:
     newest = table.sort_values(TIMESTAMP_COLUMN).groupby(ENTITY_COLUMN, sort=True).tail(1)
     newest = newest.sort_values(ENTITY_COLUMN)
     picks = newest.iloc[:: max(1, len(newest) // count)].head(count)
-    rows = []
-    for record in picks[[ENTITY_COLUMN, *FEATURE_COLUMNS]].to_dict("records"):
-        rows.append(
-            {
-                name: int(value)
-                if name == ENTITY_COLUMN or FEATURE_DTYPES[name].startswith("int")
-                else float(value)
-                for name, value in record.items()
-            }
-        )
+    rows = [
+        {name: _json_value(name, value) for name, value in record.items()}
+        for record in picks[[ENTITY_COLUMN, *FEATURE_COLUMNS]].to_dict("records")
+    ]
     ctx.values["unknown_id"] = int(table[ENTITY_COLUMN].max()) + 1_000_000
     return rows
 
@@ -412,7 +426,9 @@ def step_predict_rows(ctx: Context, client: httpx.Client) -> str:
             f"rows and ids disagree by up to {worst:.3g}: {by_row} vs {ctx.values['by_id']}"
         )
     labels = sum(bool(p["churn"]) for p in predictions)
-    return f"{len(rows)} rows scored, {labels} labelled churn; identical to the by-id scores"
+    return (
+        f"{len(rows)} rows scored, {labels} labelled {LABEL_COLUMN}; identical to the by-id scores"
+    )
 
 
 def step_bad_payload(ctx: Context, client: httpx.Client) -> str:

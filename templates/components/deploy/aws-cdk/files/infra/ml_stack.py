@@ -28,9 +28,10 @@ What they create, and why:
   with. The price is a per-hour server charge and an AWS-specific client plugin
   (``sagemaker-mlflow``); self-hosting wins only if the MLflow version must be newer
   than the managed one or cost must scale to zero.
-* **DynamoDB table** ``<package>.customer_features``: the Feast DynamoDB online store's
-  table (Feast's naming: ``<project>.<feature view>``, hash key ``entity_id``), with
-  point-in-time recovery and the KMS key.
+* **DynamoDB table** ``<package>.<feature view>`` (``feature_view`` of cdk.json: the data
+  contract's ``FEATURE_VIEW``): the Feast DynamoDB online store's table (Feast's naming:
+  ``<project>.<feature view>``, hash key ``entity_id``), with point-in-time recovery and
+  the KMS key.
 * **ECR repository** for the serving image: scan on push, immutable tags, KMS.
 * **SageMaker real-time endpoint** serving the project's own image (model + endpoint
   config + endpoint). The image answers SageMaker's container contract (``GET /ping``,
@@ -60,7 +61,6 @@ from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-FEATURE_VIEW = "customer_features"
 VARIANT = "champion"
 
 
@@ -74,6 +74,8 @@ class StackConfig:
     image_tag: str
     instance_type: str
     model_name: str
+    feature_view: str
+    """The Feast feature view (the data contract's ``FEATURE_VIEW``): its DynamoDB table."""
     alarm_latency_p99_ms: int
 
 
@@ -161,7 +163,7 @@ class BaseStack(cdk.Stack):
     def _feature_table(self) -> dynamodb.Table:
         return dynamodb.Table(
             self, "FeatureTable",
-            table_name=f"{self.config.package}.{FEATURE_VIEW}",
+            table_name=f"{self.config.package}.{self.config.feature_view}",
             partition_key=dynamodb.Attribute(name="entity_id", type=dynamodb.AttributeType.STRING),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,

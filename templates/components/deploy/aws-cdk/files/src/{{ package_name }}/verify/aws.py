@@ -49,7 +49,6 @@ from .runner import Context, Flag, Service, StepFailed, child_env, free_port
 FLAGS: tuple[Flag, ...] = (
     Flag("--real-aws", "allow a non-local AWS endpoint (writes to real buckets)"),
 )
-FEATURE_TABLE_SUFFIX = "customer_features"
 
 
 def step_endpoint(ctx: Context, client: httpx.Client) -> str:
@@ -135,7 +134,7 @@ def step_feast_s3(ctx: Context, client: httpx.Client) -> str:
 def step_dynamodb(ctx: Context, client: httpx.Client) -> str:
     """Feast's materialization wrote one item per customer into DynamoDB."""
     dynamodb = aws.client("dynamodb")
-    tables = [t for t in dynamodb.list_tables()["TableNames"] if t.endswith(FEATURE_TABLE_SUFFIX)]
+    tables = [t for t in dynamodb.list_tables()["TableNames"] if t.endswith(f".{FEATURE_VIEW}")]
     if not tables:
         raise StepFailed("no Feast table in DynamoDB")
     count = dynamodb.scan(TableName=tables[0], Select="COUNT")["Count"]

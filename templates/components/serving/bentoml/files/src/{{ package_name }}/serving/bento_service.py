@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import ConfigDict
 
 from ..config import load_settings
-from ..schema import FEATURE_COLUMNS
+from ..schema import ENTITY_COLUMN, FEATURE_COLUMNS
 from .model import (
     FeastFeatureLookup,
     LoadedModel,
@@ -28,7 +28,7 @@ from .model import (
 )
 from .schemas import PredictRequest
 
-UNKNOWN_CUSTOMER = "unknown customer_id"
+UNKNOWN_CUSTOMER = f"unknown {ENTITY_COLUMN}"
 
 PROBABILITY = bentoml.metrics.Histogram(
     name="prediction_churn_probability",
