@@ -4,7 +4,8 @@ No hosted runner is reachable here, so the jobs run on this machine, one after a
 the order their ``needs:`` give (file order among jobs that do not depend on each other):
 
 - each job starts from a fresh checkout: ``workspace`` is deleted and the rendered project
-  (a git repository) is cloned into it, as ``actions/checkout`` fetches the commit;
+  (a git repository) is cloned into it, as ``actions/checkout`` fetches the commit (but
+  for the paths the caller asks to ``keep``, e.g. the ``.venv`` an earlier job built);
 - ``run:`` steps are written to a script and run by the shell GitHub uses: no ``shell:``
   means ``bash -e {0}``, ``shell: bash`` means ``bash --noprofile --norc -eo pipefail {0}``,
   in the step's ``working-directory`` (else the ``defaults.run`` of the job or workflow);
@@ -224,11 +225,20 @@ class Runner:
     """Runs planned jobs against a git repository on this machine."""
 
     def __init__(self, repository: Path, workspace: Path, base_env: Mapping[str, str],
-                 drivers: Mapping[str, Driver] | None = None) -> None:
+                 drivers: Mapping[str, Driver] | None = None,
+                 keep: tuple[str, ...] = ()) -> None:
+        """``keep``: untracked paths a checkout carries over from the previous job.
+
+        A stand-in for a cache, to spare CI time: with ``keep=(".venv",)`` only the first
+        job's ``make setup`` builds the environment from nothing, a later job's ``make
+        setup`` still runs and finds it (the workspace path is the same for every job, so
+        the environment's absolute paths hold). Everything else is a fresh clone.
+        """
         self.repository = repository
         self.workspace = workspace
         self.base_env = dict(base_env)
         self.drivers = dict(drivers or {})
+        self.keep = keep
 
     def run_job(self, job: Job, before: Callable[[Path], None] | None = None) -> JobResult:
         """Run ``job``; ``before(workspace)`` is called after the checkout step."""
@@ -293,11 +303,20 @@ class Runner:
     def _action(self, step: Step, env: dict[str, str], checks: list[tuple[str, list[str]]],
                 added_env: dict[str, str]) -> tuple[bool, str]:
         if step.action == "actions/checkout":
+            aside = self.workspace.parent / f"{self.workspace.name}-kept"
+            shutil.rmtree(aside, ignore_errors=True)
+            kept = [name for name in self.keep if (self.workspace / name).exists()]
+            for name in kept:
+                (aside / name).parent.mkdir(parents=True, exist_ok=True)
+                (self.workspace / name).rename(aside / name)
             shutil.rmtree(self.workspace, ignore_errors=True)
             self.workspace.parent.mkdir(parents=True, exist_ok=True)
             done = subprocess.run(["git", "clone", "--quiet", str(self.repository),
                                    str(self.workspace)], capture_output=True, text=True,
                                   check=False, timeout=300)
+            for name in kept:
+                (aside / name).rename(self.workspace / name)
+            shutil.rmtree(aside, ignore_errors=True)
             return done.returncode == 0, done.stdout + done.stderr
         if step.action in ("astral-sh/setup-uv", "actions/setup-python"):
             return _setup_tools(step, env, added_env)

@@ -155,3 +155,21 @@ def test_setup_actions_must_match_this_machine(repository: Path, tmp_path: Path)
     assert not result.ok
     assert "uv 0.0.1 wanted" in result.steps[0].detail
     assert "python2.9 is not on PATH" in result.steps[0].detail
+
+
+def test_a_checkout_carries_over_only_the_kept_paths(repository: Path, tmp_path: Path) -> None:
+    make = {"run": "mkdir -p .venv/bin other && echo $RANDOM > .venv/bin/python && touch other/x"}
+    path = workflow(tmp_path, {
+        "a": {"steps": [CHECKOUT, make]},
+        "b": {"needs": "a", "steps": [CHECKOUT, {"run": "test -f .venv/bin/python"},
+                                      {"run": "test ! -e other && test -f sub/tracked.txt"}]},
+    })
+    work = tmp_path / "work" / "repo"
+    runner = Runner(repository, work, os.environ, keep=(".venv",))
+    first, second = plan(path)
+    assert runner.run_job(first).ok
+    built = (work / ".venv" / "bin" / "python").read_text()
+    result = runner.run_job(second)
+    assert result.ok, result.describe()
+    assert (work / ".venv" / "bin" / "python").read_text() == built
+    assert sorted(p.name for p in work.parent.iterdir()) == ["repo"]
