@@ -21,7 +21,7 @@ endif
 # The tests build generated projects' environments with this uv (tests/envs.py).
 export UV
 
-.PHONY: help uv install lint test test-fast test-render test-e2e test-containers demo bench clean
+.PHONY: help uv install lint test test-fast test-render test-e2e test-containers test-torch demo bench clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -54,7 +54,7 @@ test-fast: install ## Unit and update tests (seconds)
 	$(BIN)/pytest -q -m "not slow and not render and not containers"
 
 test-render: install ## Render every profile and run each generated project's ruff + pytest
-	$(BIN)/pytest -q -m render
+	$(BIN)/pytest -q -m "render and not torch"
 
 test-e2e: install ## Fresh venv, wheel install, new, make setup, make verify (minutes)
 	$(BIN)/pytest -q -m slow
@@ -62,8 +62,11 @@ test-e2e: install ## Fresh venv, wheel install, new, make setup, make verify (mi
 test-containers: install ## Private dockerd, base images, the startup stack built and run (root)
 	$(BIN)/pytest -q -rs -m containers
 
-test: lint ## Everything: lint, unit, update, render and end-to-end tests
-	$(BIN)/pytest -q -rs --durations=10
+test-torch: install ## The generated pytest of a model=torch-mlp project (TORCH_FIND_LINKS, /opt/wheels)
+	$(BIN)/pytest -q -rs -m torch
+
+test: lint ## Everything but -m torch: lint, unit, update, render and end-to-end tests
+	$(BIN)/pytest -q -rs --durations=10 -m "not torch"
 
 demo: install ## Generate the startup project into $(DEMO_DIR), set it up and verify it
 	rm -rf $(DEMO_DIR)
