@@ -176,12 +176,6 @@ class TorchMLP(BaseEstimator):
             result: np.ndarray = self._module()(inputs).numpy()
         return result
 
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities ``[n, classes]`` (classification), like scikit-learn's."""
-        if TASK == "regression":
-            raise AttributeError("a regression MLP has no predict_proba")
-        return self._forward(X)
-
     def predict(self, X: Any) -> np.ndarray:
         """Predicted class (classification) or value (regression) of each row."""
         output = self._forward(X)
@@ -212,6 +206,10 @@ class TorchMLP(BaseEstimator):
 
 class TorchMLPClassifier(ClassifierMixin, TorchMLP):
     """:class:`TorchMLP` for binary and multiclass TASKs (scikit-learn's classifier tags)."""
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities ``[n, classes]``, like scikit-learn's."""
+        return self._forward(X)
 
 
 class TorchMLPRegressor(RegressorMixin, TorchMLP):
