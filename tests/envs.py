@@ -44,11 +44,32 @@ def _dependencies(project: Path) -> list[str]:
     return sorted(deps)
 
 
-def cached_env(name: str, install_args: list[str], *, compile_bytecode: bool = True) -> Path:
+# Where a project with model=torch-mlp gets torch's CPU build (its Makefile's
+# TORCH_FIND_LINKS): the environment's, else a local wheel directory, else PyTorch's index.
+TORCH_WHEELS = Path("/opt/wheels")
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu/torch/"
+
+
+def torch_find_links() -> str:
+    """``TORCH_FIND_LINKS``, else /opt/wheels when it holds a torch wheel, else PyTorch's."""
+    if os.environ.get("TORCH_FIND_LINKS"):
+        return os.environ["TORCH_FIND_LINKS"]
+    return str(TORCH_WHEELS) if any(TORCH_WHEELS.glob("torch-*.whl")) else TORCH_CPU_INDEX
+
+
+def cached_env(
+    name: str,
+    install_args: list[str],
+    *,
+    compile_bytecode: bool = True,
+    first: list[str] | None = None,
+) -> Path:
     """Return the venv ``ENVS_DIR/name`` holding ``install_args``, building it once.
 
     ``name`` must change whenever ``install_args`` do (callers key it by a content hash);
     a marker file written last makes a half-built environment be rebuilt, not reused.
+    ``first``: arguments of an install before the main one (torch's CPU build, which then
+    satisfies the project's ``torch==`` pin, as the generated ``make setup`` does).
     """
     venv = ENVS_DIR / name
     marker = venv / ".complete"
@@ -63,6 +84,9 @@ def cached_env(name: str, install_args: list[str], *, compile_bytecode: bool = T
         subprocess.run([uv(), "venv", "--quiet", "--python", "3.11", str(venv)], check=True,
                        env=uv_env())
         compile_flag = ["--compile-bytecode"] if compile_bytecode else []
+        if first:
+            subprocess.run([uv(), "pip", "install", "--quiet", *compile_flag, "--python",
+                            str(venv / "bin" / "python"), *first], check=True, env=uv_env())
         subprocess.run([uv(), "pip", "install", "--quiet", *compile_flag, "--python",
                         str(venv / "bin" / "python"), *install_args], check=True, env=uv_env())
         marker.write_text("\n".join(install_args), encoding="utf-8")
@@ -83,4 +107,6 @@ def requirements_env(requirements: Path, prefix: str = "req") -> Path:
 def project_env(project: Path) -> Path:
     """Return a venv holding ``project``'s pinned dependencies (not the project itself)."""
     deps = _dependencies(project)
-    return cached_env(content_key("\n".join(deps)), deps)
+    cpu = [f"{dep}+cpu" for dep in deps if dep.startswith("torch==")]  # not PyPI's CUDA build
+    first = ["--no-deps", "--find-links", torch_find_links(), *cpu] if cpu else None
+    return cached_env(content_key("\n".join(deps)), deps, first=first)

@@ -57,6 +57,12 @@ PYTEST_STACKS: dict[str, tuple[str, tuple[str, ...]]] = {
     "startup-trackers": ("startup", ("trackers=wandb,neptune,comet,clearml,tensorboard",
                                      "serving=bentoml", "ci=jenkins", "vcs=hg")),
 }
+# Opt-in (marker `torch`, out of `make test`; `make test-torch`): the generated pytest of a
+# model=torch-mlp project trains the MLP in every stage test, and its environment adds
+# torch's CPU build (from TORCH_FIND_LINKS, /opt/wheels here: tests/envs.py).
+OPT_IN_PYTEST_STACKS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "startup-torch": ("startup", ("model=torch-mlp",)),
+}
 ALREADY_TESTED = {"startup": ("startup", ()), "startup-lean": ("startup", ("tuning=none",
                   "ci=none", "serving=mlserver")), "kubernetes": ("kubernetes", ()),
                   # tests/e2e/test_enterprise_e2e.py (slow) runs its pytest against the dev
@@ -210,7 +216,7 @@ def pairwise_projects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pat
         base = load_stack(profile=base_name)
         stack = load_stack(profile=base_name, overrides=overrides_for(selection, base))
         projects[name] = create_project(stack, root / name.replace("-", "_"), init_git=False)
-    for name, (profile, overrides) in PYTEST_STACKS.items():
+    for name, (profile, overrides) in {**PYTEST_STACKS, **OPT_IN_PYTEST_STACKS}.items():
         # git-initialised, as users get them (DVC and the generated tests expect a repo)
         stack = load_stack(profile=profile, overrides=list(overrides))
         target = root / f"pytest_{name.replace('-', '_')}"
@@ -268,14 +274,18 @@ def test_every_rendered_stack_parses_compiles_and_lints(
 def test_pytest_stacks_cover_every_value() -> None:
     cat = catalogue()
     tested: dict[str, set[str]] = {key: set() for key in cat.all_keys()}
-    for profile, overrides in (*ALREADY_TESTED.values(), *PYTEST_STACKS.values()):
+    stacks = (*ALREADY_TESTED.values(), *PYTEST_STACKS.values(), *OPT_IN_PYTEST_STACKS.values())
+    for profile, overrides in stacks:
         stack = load_stack(profile=profile, overrides=list(overrides))
         for key, value in stack.selection().items():
             tested[key].update(members(value))  # each member of a multiple slot
     assert {key: set(cat.choices(key)) for key in cat.all_keys()} == tested
 
 
-@pytest.mark.parametrize("name", PYTEST_STACKS)
+@pytest.mark.parametrize(
+    "name",
+    [*PYTEST_STACKS, *(pytest.param(n, marks=pytest.mark.torch) for n in OPT_IN_PYTEST_STACKS)],
+)
 def test_generated_pytest_passes(pairwise_projects: dict[str, Path], name: str) -> None:
     project = pairwise_projects[f"pytest-{name}"]
     venv = project_env(project)

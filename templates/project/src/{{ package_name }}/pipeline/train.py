@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -46,6 +47,14 @@ MODEL_PARAM_KEYS = ("C", "class_weight", "max_iter")
 # Types the skops format must trust to load the pipeline (the imputers' fitted dtype, and
 # pandas' NA: the missing value of a category, see build_pipeline).
 SKOPS_TRUSTED_TYPES = ["numpy.dtype", "pandas._libs.missing.NAType"]
+
+
+def trusted_types(pipeline: Pipeline) -> list[str]:
+    """SKOPS_TRUSTED_TYPES plus the final estimator's class when this project defines it."""
+    kind = type(pipeline.steps[-1][1])
+    own = kind.__module__.startswith(f"{__package__.rsplit('.', 1)[0]}.")
+    return [*SKOPS_TRUSTED_TYPES, *([f"{kind.__module__}.{kind.__qualname__}"] if own else [])]
+
 
 def load_training_frame(settings: Settings, store: FeatureStore | None = None) -> pd.DataFrame:
     """Labels joined point-in-time with their features from Feast.
@@ -85,6 +94,9 @@ def model_params(settings: Settings) -> dict[str, Any]:
 def build_pipeline(params: dict[str, Any]) -> Pipeline:
     """Preprocessing + the model of TASK with ``params`` (C, class_weight, max_iter).
 
+    The model is the linear one, or the PyTorch MLP of ``pipeline/model_torch.py`` where
+    the project has that file (``model=torch-mlp``): same preprocessing, same parameters.
+
     Numbers: median imputation (when the contract lets one hold no value:
     ``schema.NULLABLE_FEATURES``), then scaling. Categories (if any): most-frequent
     imputation, then one-hot encoding (unknown categories score as all-zero), both in a
@@ -99,7 +111,11 @@ def build_pipeline(params: dict[str, Any]) -> Pipeline:
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     model: Any
-    if TASK == "regression":
+    if find_spec(f"{__package__}.model_torch") is not None:  # model=torch-mlp's own file
+        from .model_torch import build_estimator
+
+        model = build_estimator(params)
+    elif TASK == "regression":
         model = Ridge(alpha=1.0 / float(params.get("C", 1.0)))
     else:
         model = LogisticRegression(
@@ -182,7 +198,7 @@ def fit_and_log(
             pip_requirements=requirements,
             registered_model_name=settings.model_name,
             pyfunc_predict_fn=predict_fn,
-            skops_trusted_types=SKOPS_TRUSTED_TYPES,
+            skops_trusted_types=trusted_types(pipeline),
         )
     if info.registered_model_version is None:
         raise RuntimeError(f"model of run {run.info.run_id} was not registered")
@@ -204,7 +220,7 @@ def fit_and_log(
         input_example=example,
         pip_requirements=requirements,
         pyfunc_predict_fn=predict_fn,
-        skops_trusted_types=SKOPS_TRUSTED_TYPES,
+        skops_trusted_types=trusted_types(pipeline),
     )
     publish_run(settings, run.info.run_id, {"model": model_dir})
     return {

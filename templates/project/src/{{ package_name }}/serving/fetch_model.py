@@ -86,12 +86,16 @@ def to_onnx(model: Any) -> bytes:
     from skl2onnx.common.data_types import DoubleTensorType
 
     final = model.steps[-1][1] if hasattr(model, "steps") else model
+    own_graph = getattr(final, "onnx_model_", None)
     try:
-        graph = convert_sklearn(
-            model,
-            initial_types=[(ONNX_INPUT, DoubleTensorType([None, len(FEATURE_COLUMNS)]))],
-            options={id(final): {"zipmap": False}},  # a plain [n, classes] tensor
-        )
+        if isinstance(own_graph, bytes) and hasattr(model, "steps"):
+            graph = after_preprocessing(model[:-1], own_graph)
+        else:
+            graph = convert_sklearn(
+                model,
+                initial_types=[(ONNX_INPUT, DoubleTensorType([None, len(FEATURE_COLUMNS)]))],
+                options={id(final): {"zipmap": False}},  # a plain [n, classes] tensor
+            )
     except Exception as exc:  # skl2onnx raises many types for unsupported estimators
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise ConversionError(
@@ -102,6 +106,37 @@ def to_onnx(model: Any) -> bytes:
         raise ConversionError(f"the ONNX graph has no {ONNX_OUTPUT!r} output (got {outputs})")
     payload: bytes = graph.SerializeToString()
     return payload
+
+
+def after_preprocessing(preprocessing: Any, own_graph: bytes) -> Any:
+    """The final estimator's own ONNX graph (``onnx_model_``) after its preprocessing's.
+
+    For an estimator that exports itself (model=torch-mlp's MLP: ``torch.onnx.export``,
+    one float64 input, an ``ONNX_OUTPUT`` output): skl2onnx converts the preprocessing
+    steps at the same opset and ``onnx.compose`` wires their output into its input, so the
+    graph still reads raw rows (``ONNX_INPUT``).
+    """
+    import onnx
+    from onnx import compose, version_converter
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import DoubleTensorType
+
+    tail = onnx.load_from_string(own_graph)
+    opset = max(o.version for o in tail.opset_import if o.domain in ("", "ai.onnx"))
+    head = convert_sklearn(
+        preprocessing,
+        initial_types=[(ONNX_INPUT, DoubleTensorType([None, len(FEATURE_COLUMNS)]))],
+        target_opset=opset,
+    )
+    # skl2onnx picks the lowest opset its operators need: lift it to the tail's.
+    head = version_converter.convert_version(head, opset)
+    head.ir_version = tail.ir_version = min(head.ir_version, tail.ir_version)
+    return compose.merge_models(
+        head,
+        tail,
+        io_map=[(head.graph.output[0].name, tail.graph.input[0].name)],
+        outputs=[ONNX_OUTPUT],
+    )  # a name both graphs use raises here: the champion is then served with sklearn
 
 
 def check_agreement(model: Any, onnx_model: bytes, sample: Any | None = None) -> float:

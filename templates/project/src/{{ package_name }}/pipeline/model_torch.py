@@ -1,0 +1,1 @@
+../../../../components/model/torch-mlp/files/src/{{ package_name }}/pipeline/model_torch.py
