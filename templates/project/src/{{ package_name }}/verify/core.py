@@ -36,6 +36,7 @@ from .runner import (
     stop,
     wait_http,
 )
+from .serving_app import compare_scores, offline_scores
 
 #: The command-line flags of this module's steps (none; see :class:`.runner.Flag`).
 FLAGS: tuple[Flag, ...] = ()
@@ -174,7 +175,10 @@ def _serving_ready(ctx: Context, client: httpx.Client, url: str, service: Servic
     if (ready.get("model_name"), ready.get("model_version")) != expected:
         raise StepFailed(f"/ready serves {ready}, expected {expected[0]} v{expected[1]}")
     ctx.values["serving_url"] = url
-    return f"{url} serves {expected[0]} v{expected[1]}, feature store {ready.get('feature_store')}"
+    return (
+        f"{url} serves {expected[0]} v{expected[1]} ({ready.get('runtime')}),"
+        f" feature store {ready.get('feature_store')}"
+    )
 
 
 def otel_env(ctx: Context) -> dict[str, str]:
@@ -418,8 +422,13 @@ def step_predict_rows(ctx: Context, client: httpx.Client) -> str:
         raise StepFailed(
             f"rows and ids disagree by up to {worst:.3g}: {by_row} vs {ctx.values['by_id']}"
         )
+    # The champion loaded here with MLflow scores the same rows alike (the ONNX fast path
+    # or the sklearn fallback serves exactly what was registered).
+    served = [score for row in by_row for score in row]
+    offline = compare_scores(served, offline_scores(ctx, rows), "served scores")
     return (
-        f"{len(rows)} rows scored, {outputs.summary(predictions)}; identical to the by-id scores"
+        f"{len(rows)} rows scored, {outputs.summary(predictions)}; identical to the by-id"
+        f" scores; {offline}"
     )
 
 
