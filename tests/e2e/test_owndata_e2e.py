@@ -33,7 +33,7 @@ from typing import Any
 
 import pytest
 
-from tests.envs import uv_env
+from tests.e2e.test_startup_e2e import run
 
 pytestmark = pytest.mark.slow
 
@@ -88,19 +88,6 @@ class Verified:
     report: dict[str, Any]
 
 
-def run(command: list[str], cwd: Path, timeout: int) -> subprocess.CompletedProcess[str]:
-    env = uv_env()
-    env.pop("VIRTUAL_ENV", None)
-    env.pop("MLFLOW_TRACKING_URI", None)
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
-                            timeout=timeout, check=False)
-    assert result.returncode == 0, (
-        f"{' '.join(command)} in {cwd} exited {result.returncode}\n"
-        f"{result.stdout[-6000:]}\n{result.stderr[-3000:]}"
-    )
-    return result
-
-
 @pytest.fixture(scope="module")
 def verified(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Verified]:
     """The three tables: new --data, make setup (one shared venv), make verify."""
@@ -121,7 +108,7 @@ def verified(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Verified]:
         started = time.monotonic()
         run(["make", "verify"], project, 1200)
         verify_seconds = time.monotonic() - started
-        train = json.loads((project / "reports" / "train.json").read_text(encoding="utf-8"))
+        train = json.loads((project / "models" / "train.json").read_text(encoding="utf-8"))
         metric = str(train["metric"])
         contract = (project / "src" / name / "schema.py").read_text(encoding="utf-8")
         found = re.search(r'^TASK = "(\w+)"$', contract, re.MULTILINE)
