@@ -162,6 +162,19 @@ def churn_probability(features: pd.DataFrame, latent: np.ndarray | float = 0.0) 
     return 1.0 / (1.0 + np.exp(-(logit.to_numpy(dtype="float64") + latent)))
 
 
+def task_labels(signal: np.ndarray) -> np.ndarray:
+    """Targets of ``schema.TASK`` from a continuous signal (synthetic rows of tests and
+    benchmarks): class 1 where it is positive (binary), ``len(LABEL_CLASSES)`` classes cut
+    at its quantiles (multiclass), or the signal itself (regression)."""
+    values = np.asarray(signal, dtype=np.float64)
+    if TASK == "regression":
+        return values
+    if TASK == "binary":
+        return (values > 0).astype("int64")
+    cuts = np.quantile(values, np.linspace(0, 1, len(LABEL_CLASSES) + 1)[1:-1])
+    return np.searchsorted(cuts, values, side="right").astype("int64")
+
+
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     """Cast to the data contract's dtypes and order the rows by time then customer."""
     frame[ENTITY_COLUMN] = frame[ENTITY_COLUMN].astype("int64")

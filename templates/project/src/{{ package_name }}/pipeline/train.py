@@ -27,7 +27,9 @@ from ..schema import (
     CATEGORICAL_FEATURES,
     ENTITY_COLUMN,
     FEATURE_COLUMNS,
+    LABEL_CLASSES,
     LABEL_COLUMN,
+    LABEL_VALUES,
     NULLABLE_FEATURES,
     NUMERIC_FEATURES,
     TASK,
@@ -78,6 +80,16 @@ def split_holdout(frame: pd.DataFrame, test_size: float) -> tuple[pd.DataFrame, 
     ordered = frame.sort_values([TIMESTAMP_COLUMN, ENTITY_COLUMN], kind="stable")
     n_holdout = max(1, round(len(ordered) * test_size))
     train, holdout = ordered.iloc[:-n_holdout], ordered.iloc[-n_holdout:]
+    if TASK != "regression":
+        missing = sorted(set(LABEL_VALUES) - set(train[LABEL_COLUMN].tolist()))
+        if missing:
+            names = ", ".join(LABEL_CLASSES[i] for i in missing)
+            raise ValueError(
+                f"no training row of class(es) {names}: they only occur in the newest rows"
+                " (held out, or the current batch). Is the table sorted by its target? With"
+                " no event time the file order stands for time: shuffle the rows, or name"
+                " an event-time column"
+            )
     return train.reset_index(drop=True), holdout.reset_index(drop=True)
 
 

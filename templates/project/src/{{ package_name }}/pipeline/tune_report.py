@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..config import Settings
+from .metrics import LOWER_IS_BETTER
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
@@ -35,15 +36,20 @@ def search_space(section: dict[str, Any]) -> dict[str, BaseDistribution]:
     }
 
 
-def importance(trials: list[dict[str, Any]], section: dict[str, Any]) -> dict[str, float]:
-    """fANOVA importance of each searched parameter (sums to 1; empty below two trials)."""
+def importance(
+    trials: list[dict[str, Any]],
+    section: dict[str, Any],
+    direction: Literal["minimize", "maximize"] = "maximize",
+) -> dict[str, float]:
+    """fANOVA importance of each searched parameter (sums to 1; empty below two trials);
+    ``direction``: ``minimize`` for a lower-is-better metric."""
     import optuna
     from optuna.importance import FanovaImportanceEvaluator
 
     space = search_space(section)
     if len(trials) < 2:
         return {}
-    study = optuna.create_study(direction="maximize")
+    study = optuna.create_study(direction=direction)
     study.add_trials(
         [
             optuna.trial.create_trial(
@@ -70,7 +76,8 @@ def plot(path: Path, trials: list[dict[str, Any]], weights: dict[str, float], me
     ordered = sorted(trials, key=lambda trial: int(trial["number"]))
     numbers = [int(trial["number"]) for trial in ordered]
     values = [float(trial["value"]) for trial in ordered]
-    best = [max(values[: i + 1]) for i in range(len(values))]
+    pick = min if metric in LOWER_IS_BETTER else max
+    best = [pick(values[: i + 1]) for i in range(len(values))]
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
     left.plot(numbers, values, "o", label="trial")
     left.step(numbers, best, where="post", label="best so far")
@@ -96,8 +103,9 @@ def write_report(
     metric = str(result["metric"])
     target = settings.paths.root / REPORT_DIR
     target.mkdir(parents=True, exist_ok=True)
-    best = max(trials, key=lambda trial: float(trial["value"]))
-    weights = importance(trials, section)
+    pick = min if metric in LOWER_IS_BETTER else max  # rmse, log loss...: lower is better
+    best = pick(trials, key=lambda trial: float(trial["value"]))
+    weights = importance(trials, section, "minimize" if metric in LOWER_IS_BETTER else "maximize")
     report = {
         "tuner": result.get("tuner", "optuna"),
         "metric": f"cv_{metric}",

@@ -93,6 +93,7 @@ from .model import (
     to_model_frame,
     warmup_input,
 )
+from .outputs import USES_THRESHOLD, failed, labelled
 from .rollout import CHALLENGER_ALIAS, Rollout, ShadowLog, to_challenger
 from .routes import ROUTE_MODULES
 from .schemas import (
@@ -199,14 +200,6 @@ def rows_to_array(rows: list[dict[str, int | float]]) -> np.ndarray:
         return np.fromiter(map(_ROW_VALUES, rows), dtype=np.float64, count=len(rows))[:, None]
     row_type = np.dtype((np.float64, (len(FEATURE_COLUMNS),)))
     return np.fromiter(map(_ROW_VALUES, rows), dtype=row_type, count=len(rows))
-
-
-def _labelled(probabilities: np.ndarray, threshold: float) -> list[dict[str, Any]]:
-    labels = (probabilities >= threshold).tolist()
-    return [
-        {"churn_probability": p, "churn": label}
-        for p, label in zip(probabilities.tolist(), labels, strict=True)
-    ]
 
 
 def _warmed(loader: ModelLoader) -> LoadedModel:
@@ -522,7 +515,7 @@ def create_app(
                     probabilities = await run_in_threadpool(model.predict, features)
             seconds = time.perf_counter() - started
             metrics.observe_predictions(probabilities, "rows")
-            predictions = _labelled(probabilities, cutoff)
+            predictions = labelled(probabilities, cutoff)
             if shadow is not None:  # scored and logged after the answer is sent
                 shadow_features = (
                     rows_to_array(rows) if shadow.array_input else rows_to_frame(rows)
@@ -537,7 +530,7 @@ def create_app(
         body = {
             "model_name": model.name,
             "model_version": model.version,
-            "threshold": cutoff,
+            **({"threshold": cutoff} if USES_THRESHOLD else {}),
             "predictions": predictions,
         }
         if not plan.active:
@@ -627,19 +620,14 @@ def create_app(
         unknown = int((~complete).sum())
         if unknown:
             metrics.row_errors.labels(reason="unknown_customer_id").inc(unknown)
-        results = iter(_labelled(probabilities, cutoff))
+        results = iter(labelled(probabilities, cutoff))
         predictions: list[dict[str, Any]] = []
         for customer_id, ok in zip(customer_ids, complete.tolist(), strict=True):
             if ok:
                 predictions.append({"customer_id": customer_id, **next(results)})
             else:
                 predictions.append(
-                    {
-                        "customer_id": customer_id,
-                        "churn_probability": None,
-                        "churn": None,
-                        "error": UNKNOWN_CUSTOMER,
-                    }
+                    {"customer_id": customer_id, **failed(), "error": UNKNOWN_CUSTOMER}
                 )
         return predictions
 

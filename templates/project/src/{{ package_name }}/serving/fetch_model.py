@@ -36,13 +36,16 @@ from typing import Any
 import numpy as np
 
 from ..config import MODEL_ALIAS
-from ..schema import FEATURE_COLUMNS, FEATURE_DTYPES
+from ..schema import FEATURE_COLUMNS, FEATURE_DTYPES, TASK
 from .model import ONNX_INPUT, ONNX_OUTPUT, RUNTIMES, onnx_predict_proba
 
 PICKLE_NAME = "model.pkl"
 ONNX_NAME = "model.onnx"
 AGREEMENT_TOLERANCE = 1e-9
-"""Largest |ONNX - sklearn| probability accepted on the sample rows (float64: ~1e-15)."""
+"""Largest |ONNX - sklearn| score accepted on the sample rows (float64: ~1e-15), relative
+to the score's size for predicted values (regression)."""
+PREDICT_METHOD = "predict" if TASK == "regression" else "predict_proba"
+"""What the served scores are: class probabilities, or predicted values (regression)."""
 SAMPLE_ROWS = 512
 
 
@@ -71,22 +74,25 @@ def sample_frame(rows: int = SAMPLE_ROWS, seed: int = 0) -> Any:
 
 
 def to_onnx(model: Any) -> bytes:
-    """Convert a fitted sklearn classifier (or pipeline) to ONNX with float64 input.
+    """Convert a fitted sklearn classifier or regressor (or pipeline) to ONNX, float64 input.
 
     The graph reads ``ONNX_INPUT`` (``[n, len(FEATURE_COLUMNS)]`` float64, FEATURE_COLUMNS
-    order) and writes ``ONNX_OUTPUT`` (``[n, classes]``, like ``predict_proba``). Raises
-    :class:`ConversionError` when that is impossible.
+    order) and writes ``ONNX_OUTPUT`` (``[n, classes]``, like ``predict_proba``, or
+    ``[n, 1]`` values for regression). Raises :class:`ConversionError` when that is
+    impossible.
     """
     names = getattr(model, "feature_names_in_", None)
     if names is None or [str(name) for name in names] != FEATURE_COLUMNS:
         raise ConversionError("the model was not fitted on exactly FEATURE_COLUMNS, in order")
-    if not hasattr(model, "predict_proba"):
-        raise ConversionError(f"{type(model).__name__} has no predict_proba")
+    if not hasattr(model, PREDICT_METHOD):
+        raise ConversionError(f"{type(model).__name__} has no {PREDICT_METHOD}")
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType
 
     final = model.steps[-1][1] if hasattr(model, "steps") else model
     own_graph = getattr(final, "onnx_model_", None)
+    # Classifiers: a plain [n, classes] tensor of probabilities, not a list of dicts.
+    options = {} if TASK == "regression" else {id(final): {"zipmap": False}}
     try:
         if isinstance(own_graph, bytes) and hasattr(model, "steps"):
             graph = after_preprocessing(model[:-1], own_graph)
@@ -94,7 +100,7 @@ def to_onnx(model: Any) -> bytes:
             graph = convert_sklearn(
                 model,
                 initial_types=[(ONNX_INPUT, DoubleTensorType([None, len(FEATURE_COLUMNS)]))],
-                options={id(final): {"zipmap": False}},  # a plain [n, classes] tensor
+                options=options,
             )
     except Exception as exc:  # skl2onnx raises many types for unsupported estimators
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -140,13 +146,14 @@ def after_preprocessing(preprocessing: Any, own_graph: bytes) -> Any:
 
 
 def check_agreement(model: Any, onnx_model: bytes, sample: Any | None = None) -> float:
-    """Largest |ONNX - sklearn| positive-class probability on ``sample`` (default rows).
+    """Largest |ONNX - sklearn| score on ``sample`` (default rows; every class's probability,
+    or the predicted value relative to its size for regression).
 
     Raises :class:`ConversionError` when it exceeds ``AGREEMENT_TOLERANCE`` or the shapes
     differ.
     """
     frame = sample_frame() if sample is None else sample
-    expected = np.asarray(model.predict_proba(frame), dtype=np.float64)
+    expected = np.asarray(getattr(model, PREDICT_METHOD)(frame), dtype=np.float64)
     features = frame[FEATURE_COLUMNS].to_numpy(dtype=np.float64)
     try:
         actual = np.asarray(onnx_predict_proba(onnx_model)(features), dtype=np.float64)
@@ -155,12 +162,15 @@ def check_agreement(model: Any, onnx_model: bytes, sample: Any | None = None) ->
         raise ConversionError(
             f"ONNX Runtime cannot run the graph ({type(exc).__name__}: {first})"
         ) from None
-    if actual.shape != expected.shape:
+    if actual.size != expected.size or len(actual) != len(expected):
         raise ConversionError(f"ONNX returned shape {actual.shape}, sklearn {expected.shape}")
-    difference = float(np.max(np.abs(actual[:, -1] - expected[:, -1])))
+    actual, expected = actual.reshape(len(actual), -1), expected.reshape(len(expected), -1)
+    scale = np.maximum(np.abs(expected), 1.0) if TASK == "regression" else 1.0
+    difference = float(np.max(np.abs(actual - expected) / scale))
     if not difference <= AGREEMENT_TOLERANCE:  # also catches NaN
         raise ConversionError(
-            f"ONNX and sklearn probabilities differ by up to {difference:.3g}"
+            f"ONNX and sklearn {'values' if TASK == 'regression' else 'probabilities'}"
+            f" differ by up to {difference:.3g}"
             f" (tolerance {AGREEMENT_TOLERANCE:g})"
         )
     return difference

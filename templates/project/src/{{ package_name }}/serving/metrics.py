@@ -5,7 +5,9 @@ Exposed at ``GET /metrics``:
 * ``http_requests_total{method,route,status}`` and ``http_request_duration_seconds``
   (route *templates*, so cardinality stays bounded; millisecond-scale buckets);
 * ``prediction_churn_probability`` (histogram of every served probability, observed
-  in bulk with numpy), ``prediction_rows_total{source}``,
+  in bulk with numpy; by task, :data:`.outputs.SCORE_HISTOGRAM`: the predicted class's
+  probability, ``prediction_confidence``, or the value, ``prediction_value``),
+  ``prediction_rows_total{source}``,
   ``prediction_row_errors_total{reason}``;
 * ``model_info{name,version,alias}``, ``model_ready`` and
   ``model_created_timestamp_seconds`` (when the registry created the version served);
@@ -44,9 +46,9 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .model import LoadedModel
+from .outputs import SCORE_HISTOGRAM, observed
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-PROBABILITY_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 UNMATCHED_ROUTE = "<unmatched>"
 
 
@@ -184,11 +186,7 @@ class ServingMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
-        self.probability = BulkHistogram(
-            "prediction_churn_probability",
-            "Distribution of the churn probabilities served",
-            PROBABILITY_BUCKETS,
-        )
+        self.probability = BulkHistogram(*SCORE_HISTOGRAM)
         self.registry.register(self.probability)
         self.rows = Counter(
             "prediction_rows_total",
@@ -235,9 +233,9 @@ class ServingMetrics:
         self.model_ready.set(1)
 
     def observe_predictions(self, probabilities: np.ndarray, source: str) -> None:
-        """Count scored rows and add their probabilities to the distribution."""
-        self.rows.labels(source=source).inc(int(probabilities.size))
-        self.probability.observe(probabilities)
+        """Count scored rows and add their scores (:func:`.outputs.observed`) to the histogram."""
+        self.rows.labels(source=source).inc(len(probabilities))
+        self.probability.observe(observed(probabilities))
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one finished HTTP request and record its latency."""

@@ -28,7 +28,14 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 
 from ..config import MODEL_ALIAS, Settings
-from ..schema import CATEGORICAL_FEATURES, ENTITY_COLUMN, FEATURE_COLUMNS, FEATURE_DTYPES
+from ..schema import (
+    CATEGORICAL_FEATURES,
+    ENTITY_COLUMN,
+    FEATURE_COLUMNS,
+    FEATURE_DTYPES,
+    TASK,
+)
+from .outputs import model_scores, raw_scorer
 
 if TYPE_CHECKING:  # pandas costs ~80 MB: imported by the by-id path and sklearn models only
     import pandas as pd
@@ -39,12 +46,14 @@ RUNTIMES = ("onnx", "sklearn")
 """``SERVING_RUNTIME``: how the worker scores the champion (see :func:`mlflow_model_loader`)."""
 ONNX_INPUT = "input"
 """Name of the ONNX graph's input: float64 ``[n, len(FEATURE_COLUMNS)]``."""
-ONNX_OUTPUT = "probabilities"
-"""Name of the ONNX graph's output: float64 ``[n, classes]``, like ``predict_proba``."""
+ONNX_OUTPUT = "variable" if TASK == "regression" else "probabilities"
+"""Name of the ONNX graph's output: float64 ``[n, classes]``, like ``predict_proba``
+(classifiers), or ``[n, 1]`` predicted values (regression, skl2onnx's name for them)."""
 
 ProbabilityFn = Callable[[Any], Any]
-"""Maps a feature frame (or, with ``array_input``, a float64 array) to churn probabilities:
-shape (n,) or sklearn's (n, 2)."""
+"""Maps a feature frame (or, with ``array_input``, a float64 array) to the model's raw
+output: ``predict_proba``'s (n, classes) for classifiers, ``predict``'s values for
+regression (:func:`.outputs.model_scores` shapes it for the task)."""
 
 FEATURE_NAMES_WARNING = "X does not have valid feature names"
 
@@ -73,14 +82,12 @@ class LoadedModel:
     ``python`` (any other callable, e.g. a test's fake)."""
 
     def predict(self, features: pd.DataFrame | np.ndarray) -> np.ndarray:
-        """Return the churn probability of every row of ``features`` as a float64 vector."""
-        probabilities = np.asarray(self.predict_proba(features), dtype=np.float64)
-        if probabilities.ndim == 2:
-            # sklearn's predict_proba: one column per class, the positive class last.
-            probabilities = probabilities[:, -1]
-        if probabilities.shape != (len(features),):
-            raise ValueError(f"model returned shape {probabilities.shape} for {len(features)} rows")
-        return probabilities
+        """Return the scores of every row of ``features`` (float64, see :mod:`.outputs`).
+
+        Binary: the churn probability, ``(n,)``; multiclass: ``(n, classes)``
+        probabilities; regression: the predicted values, ``(n,)``.
+        """
+        return model_scores(self.predict_proba(features), len(features))
 
 
 ModelLoader = Callable[[], LoadedModel]
@@ -346,7 +353,7 @@ def mlflow_model_loader(
         return LoadedModel(
             name=name,
             version=version,
-            predict_proba=model.predict_proba,
+            predict_proba=raw_scorer(model),
             alias=alias,
             run_id=run_id,
             created_at=created_at,

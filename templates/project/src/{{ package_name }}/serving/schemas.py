@@ -24,12 +24,14 @@ from pydantic import (
     Field,
     Strict,
     WithJsonSchema,
+    create_model,
     model_validator,
     with_config,
 )
 from typing_extensions import TypedDict
 
 from ..schema import ENTITY_COLUMN, FEATURE_DTYPES, NULLABLE_FEATURES
+from .outputs import USES_THRESHOLD, prediction_fields
 
 MAX_BATCH_ROWS = int(os.environ.get("SERVING_MAX_BATCH", "1000"))
 """Most rows (or customer ids) accepted in one ``POST /predict``."""
@@ -161,22 +163,38 @@ class PredictRequest(BaseModel):
         return self
 
 
-class Prediction(BaseModel):
+class _PredictionBase(BaseModel):
     """The outcome for one requested row or customer id."""
 
     customer_id: int | None = Field(default=None, description="Echoed for id requests.")
-    churn_probability: float | None = Field(description="P(churn); null when the row failed.")
-    churn: bool | None = Field(description="churn_probability >= threshold; null on failure.")
-    error: str | None = Field(default=None, description="Why this row has no prediction.")
 
 
-class PredictResponse(BaseModel):
+# The output fields of the task (:mod:`.outputs`), then the error of a failed row.
+Prediction = create_model(
+    "Prediction",
+    __base__=_PredictionBase,
+    __doc__=_PredictionBase.__doc__,
+    **prediction_fields(),
+    error=(str | None, Field(default=None, description="Why this row has no prediction.")),
+)
+
+
+class _PredictResponseBase(BaseModel):
     """Predictions in request order, with the registry identity of the model that made them."""
 
     model_name: str
     model_version: str
-    threshold: float
-    predictions: list[Prediction]
+
+
+# The probability cutoff of the labels, when the task has one (binary), then the predictions.
+_response_fields: dict[str, Any] = {"threshold": (float, ...)} if USES_THRESHOLD else {}
+PredictResponse = create_model(
+    "PredictResponse",
+    __base__=_PredictResponseBase,
+    __doc__=_PredictResponseBase.__doc__,
+    **_response_fields,
+    predictions=(list[Prediction], ...),  # type: ignore[valid-type]
+)
 
 
 class HealthResponse(BaseModel):

@@ -22,13 +22,8 @@ from typing import Any
 import httpx
 
 from ..config import EXPERIMENT_NAME, MODEL_ALIAS
-from ..schema import (
-    ENTITY_COLUMN,
-    FEATURE_COLUMNS,
-    FEATURE_DTYPES,
-    LABEL_COLUMN,
-    TIMESTAMP_COLUMN,
-)
+from ..schema import ENTITY_COLUMN, FEATURE_COLUMNS, FEATURE_DTYPES, TIMESTAMP_COLUMN
+from ..serving import outputs
 from .runner import (
     Context,
     Flag,
@@ -41,6 +36,7 @@ from .runner import (
     stop,
     wait_http,
 )
+from .serving_app import compare_scores, offline_scores
 
 #: The command-line flags of this module's steps (none; see :class:`.runner.Flag`).
 FLAGS: tuple[Flag, ...] = ()
@@ -48,7 +44,7 @@ N_CUSTOMERS = 5
 EXPECTED_METRICS = (
     "http_requests_total",
     "http_request_duration_seconds",
-    "prediction_churn_probability",
+    outputs.SCORE_HISTOGRAM[0],
     "prediction_rows_total",
     "model_info",
     "model_ready",
@@ -179,7 +175,10 @@ def _serving_ready(ctx: Context, client: httpx.Client, url: str, service: Servic
     if (ready.get("model_name"), ready.get("model_version")) != expected:
         raise StepFailed(f"/ready serves {ready}, expected {expected[0]} v{expected[1]}")
     ctx.values["serving_url"] = url
-    return f"{url} serves {expected[0]} v{expected[1]}, feature store {ready.get('feature_store')}"
+    return (
+        f"{url} serves {expected[0]} v{expected[1]} ({ready.get('runtime')}),"
+        f" feature store {ready.get('feature_store')}"
+    )
 
 
 def otel_env(ctx: Context) -> dict[str, str]:
@@ -372,6 +371,7 @@ def newest_snapshots(ctx: Context, count: int) -> list[dict[str, Any]]:
 def _check_predictions(
     ctx: Context, response: httpx.Response, expected_rows: int
 ) -> list[dict[str, Any]]:
+    """The response's predictions, each checked against the task (:mod:`..serving.outputs`)."""
     if response.status_code != 200:
         raise StepFailed(f"HTTP {response.status_code}: {response.text[:300]}")
     body = response.json()
@@ -380,17 +380,15 @@ def _check_predictions(
     predictions = body.get("predictions")
     if not isinstance(predictions, list) or len(predictions) != expected_rows:
         raise StepFailed(f"expected {expected_rows} predictions, got {str(predictions)[:300]}")
-    threshold = float(body["threshold"])
+    threshold = float(body["threshold"]) if outputs.USES_THRESHOLD else None
     for item in predictions:
-        probability = item.get("churn_probability")
         if item.get("error") is not None:
             continue
-        if not isinstance(probability, float) or not 0.0 <= probability <= 1.0:
-            raise StepFailed(f"churn_probability {probability!r} is not a probability")
-        if item.get("churn") is not (probability >= threshold):
-            raise StepFailed(
-                f"label {item.get('churn')!r} disagrees with {probability} >= {threshold}"
-            )
+        try:
+            outputs.row_scores(item)
+            outputs.check_decision(item, threshold)
+        except ValueError as exc:
+            raise StepFailed(str(exc)) from None
     return predictions
 
 
@@ -407,27 +405,38 @@ def step_predict_ids(ctx: Context, client: httpx.Client) -> str:
     failed = [p for p in known if p.get("error") is not None]
     if failed:
         raise StepFailed(f"known customers got errors: {failed}")
-    if unknown.get("error") is None or unknown.get("churn_probability") is not None:
+    scored = any(unknown.get(field) is not None for field in outputs.OUTPUT_FIELDS)
+    if unknown.get("error") is None or scored:
         raise StepFailed(f"unknown id {ids[-1]} was scored: {unknown}")
-    ctx.values["by_id"] = [p["churn_probability"] for p in known]
-    shown = ", ".join(f"{p['customer_id']}:{p['churn_probability']:.3f}" for p in known)
+    ctx.values["by_id"] = [outputs.row_scores(p) for p in known]
+    shown = ", ".join(
+        f"{p['customer_id']}:{'/'.join(f'{s:.3f}' for s in outputs.row_scores(p))}" for p in known
+    )
     return f"{len(known)} scored ({shown}); unknown id -> {unknown['error']!r}"
 
 
 def step_predict_rows(ctx: Context, client: httpx.Client) -> str:
-    """Score the same customers' newest offline rows; must match the by-id probabilities."""
+    """Score the same customers' newest offline rows; must match the by-id scores."""
     rows = [{k: v for k, v in row.items() if k != ENTITY_COLUMN} for row in ctx.values["snapshots"]]
     response = client.post(f"{ctx.values['serving_url']}/predict", json={"rows": rows})
     predictions = _check_predictions(ctx, response, len(rows))
-    by_row = [p["churn_probability"] for p in predictions]
-    worst = max(abs(a - b) for a, b in zip(by_row, ctx.values["by_id"], strict=True))
+    by_row = [outputs.row_scores(p) for p in predictions]
+    worst = max(
+        abs(a - b)
+        for row, by_id in zip(by_row, ctx.values["by_id"], strict=True)
+        for a, b in zip(row, by_id, strict=True)
+    )
     if worst > 1e-9:
         raise StepFailed(
             f"rows and ids disagree by up to {worst:.3g}: {by_row} vs {ctx.values['by_id']}"
         )
-    labels = sum(bool(p["churn"]) for p in predictions)
+    # The champion loaded here with MLflow scores the same rows alike (the ONNX fast path
+    # or the sklearn fallback serves exactly what was registered).
+    served = [score for row in by_row for score in row]
+    offline = compare_scores(served, offline_scores(ctx, rows), "served scores")
     return (
-        f"{len(rows)} rows scored, {labels} labelled {LABEL_COLUMN}; identical to the by-id scores"
+        f"{len(rows)} rows scored, {outputs.summary(predictions)}; identical to the by-id"
+        f" scores; {offline}"
     )
 
 
@@ -479,16 +488,17 @@ def step_metrics(ctx: Context, client: httpx.Client) -> str:
     def total(name: str, **labels: str) -> float:
         return sum(v for found, v in samples.get(name, []) if labels.items() <= found.items())
 
-    scored = total("prediction_churn_probability_count")
+    histogram = outputs.SCORE_HISTOGRAM[0]
+    scored = total(f"{histogram}_count")
     if scored < 2 * N_CUSTOMERS:
-        raise StepFailed(f"prediction_churn_probability_count = {scored} < {2 * N_CUSTOMERS}")
+        raise StepFailed(f"{histogram}_count = {scored} < {2 * N_CUSTOMERS}")
     if total("http_requests_total", route="/predict", status="422") < 1:
         raise StepFailed("no 422 counted for /predict")
     if total("model_info", version=ctx.values["champion"]) != 1:
         raise StepFailed("model_info does not carry the champion version")
     drift = total("data_drift_share")
     return (
-        f"{len(EXPECTED_METRICS)} families present; {scored:.0f} probabilities observed, "
+        f"{len(EXPECTED_METRICS)} families present; {scored:.0f} scores observed, "
         f"{total('http_requests_total', route='/predict'):.0f} /predict requests, "
         f"data_drift_share={drift:.3f}"
     )

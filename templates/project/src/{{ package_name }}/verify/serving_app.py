@@ -13,10 +13,11 @@ from typing import Any
 import httpx
 
 from ..schema import ENTITY_COLUMN, FEATURE_COLUMNS, FEATURE_DTYPES
+from ..serving import outputs
 from .runner import Context, StepFailed
 
 TOLERANCE = 1e-9
-"""Largest difference allowed between a served and an offline probability (as ``core``)."""
+"""Largest difference allowed between a served and an offline score (as ``core``)."""
 
 
 def feature_rows(ctx: Context) -> list[dict[str, Any]]:
@@ -25,7 +26,11 @@ def feature_rows(ctx: Context) -> list[dict[str, Any]]:
 
 
 def offline_scores(ctx: Context, rows: list[dict[str, Any]]) -> list[float]:
-    """P(churn) of ``rows`` by the registry's champion version, loaded here with MLflow."""
+    """The scores of ``rows`` by the registry's champion version, loaded here with MLflow.
+
+    P(churn) per row (binary), every class's probability row after row (multiclass), or
+    the predicted values (regression): :func:`..serving.outputs.model_scores`, flattened.
+    """
     import mlflow.pyfunc
     import numpy as np
     import pandas as pd
@@ -34,10 +39,8 @@ def offline_scores(ctx: Context, rows: list[dict[str, Any]]) -> list[float]:
     uri = f"models:/{ctx.settings.model_name}/{ctx.values['champion']}"
     model = mlflow.pyfunc.load_model(uri)
     frame = pd.DataFrame(rows)[FEATURE_COLUMNS].astype(FEATURE_DTYPES)
-    scores = np.asarray(model.predict(frame), dtype=np.float64)
-    if scores.ndim == 2:
-        scores = scores[:, -1]
-    return [float(s) for s in scores]
+    scores = outputs.model_scores(np.asarray(model.predict(frame)), len(frame))
+    return [float(s) for s in scores.reshape(-1)]
 
 
 def compare_scores(served: list[float], offline: list[float], what: str) -> str:

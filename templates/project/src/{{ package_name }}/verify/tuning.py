@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from ..pipeline.metrics import LOWER_IS_BETTER
 from ..pipeline.tune_report import REPORT_DIR, search_space
 from .runner import Context, Flag, StepFailed
 
@@ -67,7 +68,8 @@ def step_report(ctx: Context, client: httpx.Client) -> str:
         raise StepFailed(f"report names {report.get('importance')}, the search space {names}")
     trials = report["trials"]
     best = report["best_trial"]
-    if best["value"] != max(float(trial["value"]) for trial in trials):
+    pick = min if str(report["metric"]).removeprefix("cv_") in LOWER_IS_BETTER else max
+    if best["value"] != pick(float(trial["value"]) for trial in trials):
         raise StepFailed(f"best trial {best} is not the best of {len(trials)} trials")
     tuned = json.loads(ctx.settings.paths.best_params.read_text(encoding="utf-8"))
     if any(tuned["params"][name] != best["params"][name] for name in names):
