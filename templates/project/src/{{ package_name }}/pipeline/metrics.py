@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..schema import ENTITY_COLUMN, FEATURE_COLUMNS, LABEL_COLUMN, LABEL_VALUES, TASK
+from ..schema import (
+    ENTITY_COLUMN,
+    FEATURE_COLUMNS,
+    LABEL_CLASSES,
+    LABEL_COLUMN,
+    LABEL_VALUES,
+    TASK,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -78,3 +85,18 @@ def cv_score(train: pd.DataFrame, params: dict[str, Any], folds: int, metric: st
         model = build_pipeline(params).fit(x.iloc[fit_idx], y.iloc[fit_idx])
         scores.append(score(metric, y.iloc[val_idx], predictions(model, x.iloc[val_idx])))
     return float(sum(scores) / len(scores))
+
+
+def require_every_class(train: pd.DataFrame) -> None:
+    """Refuse (ValueError, one line) a training split that lacks a class of the contract."""
+    if TASK != "regression":
+        missing = sorted(set(LABEL_VALUES) - set(train[LABEL_COLUMN].tolist()))
+        if missing:
+            names = ", ".join(LABEL_CLASSES[i] for i in missing)
+            raise ValueError(
+                f"no training row of class(es) {names}: they only occur in the newest rows"
+                " (held out, or the current batch). Is the table sorted by its target? With"
+                " no event time the file order stands for time: shuffle the rows, or name"
+                " an event-time column"
+            )
+

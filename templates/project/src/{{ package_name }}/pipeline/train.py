@@ -27,16 +27,21 @@ from ..schema import (
     CATEGORICAL_FEATURES,
     ENTITY_COLUMN,
     FEATURE_COLUMNS,
-    LABEL_CLASSES,
     LABEL_COLUMN,
-    LABEL_VALUES,
     NULLABLE_FEATURES,
     NUMERIC_FEATURES,
     TASK,
     TIMESTAMP_COLUMN,
 )
 from ..telemetry import stage_entry
-from .metrics import TASK_METRICS, holdout_metrics, predictions, score
+from .metrics import (
+    TASK_METRICS,
+    holdout_metrics,
+    predictions,
+    require_every_class,
+    score,
+)
+from .skops_types import trusted_types
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -44,18 +49,6 @@ if TYPE_CHECKING:
 
 # Keys of params.yaml's `train` section that are hyper-parameters of the model.
 MODEL_PARAM_KEYS = ("C", "class_weight", "max_iter")
-
-
-# Types the skops format must trust to load the pipeline (the imputers' fitted dtype, and
-# pandas' NA: the missing value of a category, see build_pipeline).
-SKOPS_TRUSTED_TYPES = ["numpy.dtype", "pandas._libs.missing.NAType"]
-
-
-def trusted_types(pipeline: Pipeline) -> list[str]:
-    """SKOPS_TRUSTED_TYPES plus the final estimator's class when this project defines it."""
-    kind = type(pipeline.steps[-1][1])
-    own = kind.__module__.startswith(f"{__package__.rsplit('.', 1)[0]}.")
-    return [*SKOPS_TRUSTED_TYPES, *([f"{kind.__module__}.{kind.__qualname__}"] if own else [])]
 
 
 def load_training_frame(settings: Settings, store: FeatureStore | None = None) -> pd.DataFrame:
@@ -80,16 +73,7 @@ def split_holdout(frame: pd.DataFrame, test_size: float) -> tuple[pd.DataFrame, 
     ordered = frame.sort_values([TIMESTAMP_COLUMN, ENTITY_COLUMN], kind="stable")
     n_holdout = max(1, round(len(ordered) * test_size))
     train, holdout = ordered.iloc[:-n_holdout], ordered.iloc[-n_holdout:]
-    if TASK != "regression":
-        missing = sorted(set(LABEL_VALUES) - set(train[LABEL_COLUMN].tolist()))
-        if missing:
-            names = ", ".join(LABEL_CLASSES[i] for i in missing)
-            raise ValueError(
-                f"no training row of class(es) {names}: they only occur in the newest rows"
-                " (held out, or the current batch). Is the table sorted by its target? With"
-                " no event time the file order stands for time: shuffle the rows, or name"
-                " an event-time column"
-            )
+    require_every_class(train)
     return train.reset_index(drop=True), holdout.reset_index(drop=True)
 
 
