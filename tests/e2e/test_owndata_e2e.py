@@ -151,6 +151,6 @@ def test_each_task_answers_in_its_own_shape(verified: dict[str, Verified]) -> No
     details = {name: next(str(step["detail"]) for step in v.report["steps"]
                           if step["name"] == "predict rows")
                for name, v in verified.items()}
-    assert "labelled churn" in details["breast_cancer"]
+    assert "labelled target" in details["breast_cancer"]  # the contract's label column
     assert "labels " in details["wine"]
     assert "predictions " in details["diabetes"]
