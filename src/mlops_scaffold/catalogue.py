@@ -20,7 +20,15 @@ from pathlib import Path
 from typing import Annotated, Any, NamedTuple
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 
 from .errors import CatalogueError, StackError
@@ -224,6 +232,8 @@ class Catalogue(BaseModel):
     settings: dict[str, SettingSpec]
     #: slot or setting -> value -> the points its fragments contribute to, sorted.
     fragments: dict[str, dict[str, tuple[str, ...]]] = {}
+    #: (owner key, other key) -> every rule a value of the owner has about the other key.
+    _rules_by_pair: dict[tuple[str, str], tuple[Rule, ...]] | None = PrivateAttr(default=None)
 
     def choices(self, key: str) -> tuple[str, ...]:
         """Return the allowed values of a slot or closed setting, in question order."""
@@ -236,6 +246,25 @@ class Catalogue(BaseModel):
         if key in self.components:
             return self.components[key][value]
         return self.settings[key].values[value]
+
+    def rules_of(self, key: str, value: str) -> tuple[Rule, ...]:
+        """Return the rules of ``key=value``: its ``requires``, then its ``conflicts``."""
+        choice = self.choice(key, value)
+        return (
+            *(Rule(key, value, condition, required=True) for condition in choice.requires),
+            *(Rule(key, value, condition, required=False) for condition in choice.conflicts),
+        )
+
+    def rules_between(self, owner: str, other: str) -> tuple[Rule, ...]:
+        """Return the rules any value of ``owner`` has about ``other`` (indexed once)."""
+        if self._rules_by_pair is None:
+            index: dict[tuple[str, str], list[Rule]] = {}
+            for key in self.all_keys():
+                for value in self.choices(key):
+                    for rule in self.rules_of(key, value):
+                        index.setdefault((key, rule.other), []).append(rule)
+            self._rules_by_pair = {pair: tuple(rules) for pair, rules in index.items()}
+        return self._rules_by_pair.get((owner, other), ())
 
     def is_multiple(self, key: str) -> bool:
         """Whether ``key`` is a slot holding several components at once."""
@@ -500,6 +529,28 @@ class BrokenRule(NamedTuple):
     value: str = ""
 
 
+class Rule(NamedTuple):
+    """One rule of ``owner=value`` about another slot or setting.
+
+    ``other`` must (``required``) or must not hold one of the condition's ``any_of`` (a
+    multiple slot: any of its members).
+    """
+
+    owner: str
+    value: str
+    condition: Condition
+    required: bool
+
+    @property
+    def other(self) -> str:
+        """The slot or setting the rule is about."""
+        return self.condition.key
+
+    def holds(self, have: Value) -> bool:
+        """Whether ``other`` holding ``have`` keeps the rule."""
+        return bool(set(members(have)) & set(self.condition.any_of)) == self.required
+
+
 def _broken(selection: Selection, key: str, cat: Catalogue) -> BrokenRule | None:
     """Return the first rule of ``key``'s value (each member of a multiple slot) broken."""
     for value in members(selection[key]):
@@ -510,25 +561,25 @@ def _broken(selection: Selection, key: str, cat: Catalogue) -> BrokenRule | None
 
 
 def _broken_by(selection: Selection, key: str, value: str, cat: Catalogue) -> BrokenRule | None:
-    choice = cat.choice(key, value)
-    for condition in choice.requires:
-        have = selection[condition.key]
-        if not set(members(have)) & set(condition.any_of):
+    for rule in cat.rules_of(key, value):
+        have = selection[rule.other]
+        if rule.holds(have):
+            continue
+        condition = rule.condition
+        satisfying: tuple[Value, ...]
+        if rule.required:
             wanted = " or ".join(f"{condition.key}={v}" for v in condition.any_of)
             message = (
                 f"{key}={value} requires {wanted} "
                 f"(have {spelled(condition.key, have)}: {condition.why})"
             )
-            satisfying: tuple[Value, ...] = (
+            satisfying = (
                 tuple((*members(have), v) for v in condition.any_of)
                 if cat.is_multiple(condition.key)
                 else condition.any_of
             )
-            return BrokenRule(key, message, condition.key, satisfying, value)
-    for condition in choice.conflicts:
-        have = selection[condition.key]
-        clashing = [v for v in members(have) if v in condition.any_of]
-        if clashing:
+        else:
+            clashing = [v for v in members(have) if v in condition.any_of]
             message = (
                 f"{key}={value} conflicts with {condition.key}={clashing[0]} ({condition.why})"
             )
@@ -538,7 +589,7 @@ def _broken_by(selection: Selection, key: str, value: str, cat: Catalogue) -> Br
                 satisfying = tuple(
                     v for v in cat.choices(condition.key) if v not in condition.any_of
                 )
-            return BrokenRule(key, message, condition.key, satisfying, value)
+        return BrokenRule(key, message, condition.key, satisfying, value)
     return None
 
 

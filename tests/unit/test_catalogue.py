@@ -101,8 +101,16 @@ REFUSED = [
     (["serving=mlserver", "tracking_backend=postgresql"], "serving=mlserver conflicts with "
      "tracking_backend=postgresql (the enterprise verify steps (API key, MLflow auth) drive "
      "the FastAPI app); set tracking_backend=sqlite"),
+    (["serving=tf-serving", "model=torch-mlp"], "serving=tf-serving conflicts with "
+     "model=torch-mlp (the exporter writes scikit-learn's linear model as a TensorFlow graph, "
+     "not the MLP); set model=sklearn"),
     (["serving=bentoml", "deploy=kubernetes", "serving_platform=kserve"], "serving=bentoml "
      "requires serving_platform=compose (have serving_platform=kserve: "),
+    (["serving=triton", "deploy=kubernetes", "serving_platform=seldon"], "serving=triton "
+     "requires serving_platform=compose (have serving_platform=seldon: "),
+    (["serving=triton", "tracking_backend=postgresql"], "serving=triton conflicts with "
+     "tracking_backend=postgresql (the enterprise verify steps (API key, MLflow auth) drive "
+     "the FastAPI app); set tracking_backend=sqlite"),
     (["online_store=redis"], "online_store=redis requires tracking_backend=postgresql"),
     (["serving_platform=sagemaker", "deploy=aws-cdk"],
      "deploy=aws-cdk requires artifact_store=s3 (have artifact_store=local"),
