@@ -14,8 +14,15 @@ Spans are made lean (``benchmarks/tracing.py`` measures them): the SDK's ``start
 under one slotted context manager instead of ``start_as_current_span``'s two generator
 ones, attributes given at the start in one mapping, only the propagator's own headers
 read from a request, and no child span started under a sampled-out one
-(``OTEL_TRACES_SAMPLER=parentbased_traceidratio``: such a request costs one unrecorded
-span).
+(``OTEL_TRACES_SAMPLER=parentbased_traceidratio``).
+
+Sampling is decided before the SDK is called, for the parent-based samplers (the default
+``parentbased_always_on``, ``parentbased_traceidratio``, ``parentbased_always_off``): a
+request whose caller sent an unsampled ``traceparent``, or a new trace the ratio leaves
+out, runs with no span at all (a flag in the request's context tells the child sites),
+so a sampled-out request costs a random draw instead of an unrecorded SDK span. The SDK
+then only sees what is recorded (its sampler: parent-based, always on at the root). Any
+other ``OTEL_TRACES_SAMPLER`` is left to the SDK as it stands.
 
 Pipeline runs (:func:`stage`): every stage run under it is a span ``stage <name>``, and a
 success is recorded in ``reports/pipeline_status.json`` (``{stage: unix time}``), which the
@@ -56,6 +63,17 @@ TRACES_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTE
 _NULL_SPAN: AbstractContextManager[None] = nullcontext()
 _tracer: Tracer | None = None
 _provider: TracerProvider | None = None
+#: The share of new traces recorded when sampling is decided here (parent-based samplers);
+#: None when the SDK's own sampler decides (any other ``OTEL_TRACES_SAMPLER``).
+_root_ratio: float | None = None
+#: True while a request (or root span) that was sampled out runs: no span is started.
+_SAMPLED_OUT: ContextVar[bool] = ContextVar("sampled_out", default=False)
+_ID_SPACE = 1 << 64
+PARENT_BASED_SAMPLERS = {
+    "parentbased_always_on": 1.0,
+    "parentbased_traceidratio": None,  # OTEL_TRACES_SAMPLER_ARG
+    "parentbased_always_off": 0.0,
+}
 #: The request headers the global propagator reads (W3C: traceparent, tracestate, baggage).
 _propagation_fields: frozenset[bytes] = frozenset()
 
@@ -147,6 +165,25 @@ def traces_endpoint() -> str | None:
     return f"{base.rstrip('/')}/v1/traces" if base else None
 
 
+def root_sampling_ratio() -> float | None:
+    """The share of new traces to record, from ``OTEL_TRACES_SAMPLER(_ARG)``.
+
+    None for a sampler that is not parent-based (the SDK decides). The ratio argument
+    falls back to 1.0 when it is missing, not a number or outside [0, 1], as the SDK's.
+    """
+    name = os.environ.get("OTEL_TRACES_SAMPLER", "").strip().lower() or "parentbased_always_on"
+    if name not in PARENT_BASED_SAMPLERS:
+        return None
+    fixed = PARENT_BASED_SAMPLERS[name]
+    if fixed is not None:
+        return fixed
+    try:
+        ratio = float(os.environ.get("OTEL_TRACES_SAMPLER_ARG", "1.0"))
+    except ValueError:
+        return 1.0
+    return ratio if 0.0 <= ratio <= 1.0 else 1.0
+
+
 def configure_tracing(
     service: str, exporter: SpanExporter | None = None, *, batch: bool = True
 ) -> TracerProvider | None:
@@ -156,7 +193,7 @@ def configure_tracing(
     exporter is given nor an endpoint set: tracing stays off. ``batch=False`` exports each
     span as it ends (tests).
     """
-    global _tracer, _provider, _propagation_fields
+    global _tracer, _provider, _propagation_fields, _root_ratio
     if exporter is None:
         endpoint = traces_endpoint()
         if endpoint is None:
@@ -168,22 +205,28 @@ def configure_tracing(
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
 
     shutdown_tracing()
     name = os.environ.get("OTEL_SERVICE_NAME") or service
-    provider = TracerProvider(resource=Resource.create({"service.name": name}))
+    ratio = root_sampling_ratio()
+    # Decided here (see the module's docstring): the SDK records what reaches it.
+    sampler = ParentBased(ALWAYS_ON) if ratio is not None else None
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": name}), sampler=sampler
+    )
     processor = BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
     provider.add_span_processor(processor)
     fields = propagate.get_global_textmap().fields
     _propagation_fields = frozenset(field.lower().encode("latin-1") for field in fields)
-    _provider, _tracer = provider, provider.get_tracer(__name__)
+    _provider, _tracer, _root_ratio = provider, provider.get_tracer(__name__), ratio
     return provider
 
 
 def shutdown_tracing() -> None:
     """Flush and stop the current provider, if any; tracing is off afterwards."""
-    global _tracer, _provider
-    provider, _provider, _tracer = _provider, None, None
+    global _tracer, _provider, _root_ratio
+    provider, _provider, _tracer, _root_ratio = _provider, None, None, None
     if provider is not None:
         provider.shutdown()
 
@@ -191,6 +234,39 @@ def shutdown_tracing() -> None:
 def tracing_enabled() -> bool:
     """True while a provider is configured."""
     return _tracer is not None
+
+
+class _SampledOut:
+    """``with``: no span; the child span sites skip theirs until it exits.
+
+    Enters as ``span``: a non-recording span with the caller's context (an unsampled
+    ``traceparent``) or the invalid span (a new trace left out by the ratio).
+    """
+
+    __slots__ = ("_span", "_token")
+
+    def __init__(self, span: Span) -> None:
+        self._span = span
+        self._token: object = None
+
+    def __enter__(self) -> Span:
+        self._token = _SAMPLED_OUT.set(True)
+        return self._span
+
+    def __exit__(self, *exc_info: object) -> None:
+        _SAMPLED_OUT.reset(self._token)  # type: ignore[arg-type]
+
+
+def _leave_out_root() -> bool:
+    """Whether a new trace is left out: 64 random bits drawn against the root ratio.
+
+    The draw is ``os.urandom`` (the SDK's ratio sampler compares the trace id, itself
+    random, the same way).
+    """
+    ratio = _root_ratio
+    if ratio is None or ratio >= 1.0:
+        return False
+    return int.from_bytes(os.urandom(8), "big") >= round(ratio * _ID_SPACE)
 
 
 class _Current:
@@ -238,13 +314,16 @@ def span(name: str, **attributes: str | int | float | bool) -> AbstractContextMa
     parent-based sampler would not record the child either, so it is not even started.
     """
     tracer = _tracer
-    if tracer is None:
+    if tracer is None or _SAMPLED_OUT.get():
         return _NULL_SPAN
     from opentelemetry import trace
 
     parent = trace.get_current_span()
-    if not parent.is_recording() and parent.get_span_context().is_valid:
-        return _NULL_SPAN
+    if parent.get_span_context().is_valid:
+        if not parent.is_recording():
+            return _NULL_SPAN
+    elif _leave_out_root():
+        return _SampledOut(trace.INVALID_SPAN)
     return _Current(tracer.start_span(name, attributes=attributes or None))
 
 
@@ -256,7 +335,8 @@ def server_span(
     """A SERVER span continuing the caller's W3C ``traceparent`` (when it sent one).
 
     Only the headers the propagator reads are decoded; a request without them starts a
-    new trace without calling the propagator at all.
+    new trace without calling the propagator at all. Sampled out (module docstring), no
+    span is started: the context manager enters as a non-recording span.
     """
     from opentelemetry import propagate, trace
 
@@ -268,6 +348,13 @@ def server_span(
         if key in _propagation_fields:
             carrier[key.decode("latin-1")] = value.decode("latin-1")
     parent = propagate.extract(carrier) if carrier else None
+    if _root_ratio is not None:
+        remote = trace.get_current_span(parent).get_span_context() if parent else None
+        if remote is not None and remote.is_valid:
+            if not remote.trace_flags.sampled:
+                return _SampledOut(trace.NonRecordingSpan(remote))
+        elif _leave_out_root():
+            return _SampledOut(trace.INVALID_SPAN)
     started = tracer.start_span(
         name, context=parent, kind=trace.SpanKind.SERVER, attributes=attributes
     )
