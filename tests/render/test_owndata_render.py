@@ -35,7 +35,8 @@ def breast_cancer(path: Path) -> Path:
 def wine(path: Path) -> Path:
     from sklearn.datasets import load_wine
 
-    load_wine(as_frame=True).frame.to_parquet(path / "wine.parquet", index=False)
+    frame = load_wine(as_frame=True).frame.sample(frac=1.0, random_state=0)  # sorted by class
+    frame.to_parquet(path / "wine.parquet", index=False)
     return path / "wine.parquet"
 
 
@@ -50,7 +51,7 @@ def diabetes(path: Path) -> Path:
 def penguins(path: Path) -> Path:
     import palmerpenguins
 
-    frame: pd.DataFrame = palmerpenguins.load_penguins()
+    frame: pd.DataFrame = palmerpenguins.load_penguins().sample(frac=1.0, random_state=0)
     frame.to_csv(path / "penguins.csv", index=False)
     return path / "penguins.csv"
 
@@ -122,3 +123,47 @@ def test_string_categoricals_with_missing_values_are_served(tmp_path: Path) -> N
         ("failures", "errors", "skipped"), "0")
     names = {case.get("name") for case in suite.iter("testcase")}
     assert "test_the_served_model_takes_request_rows_and_the_warm_up_input" in names
+
+
+def test_every_platform_names_the_model_of_params_yaml(tmp_path: Path) -> None:
+    """KServe, Seldon and the CDK app name the registered model as params.yaml does (the
+    project's, not the churn demo's), and no deployment file keeps a churn name."""
+    import re
+
+    import yaml
+
+    schema = infer_schema(DataRequest(breast_cancer(tmp_path), "target"))
+    stacks = {"kserve": ("kubernetes", ()), "seldon": ("kubernetes", ("serving_platform=seldon",)),
+              "aws": ("aws", ())}
+    for variant, (profile, sets) in stacks.items():
+        project = create_project(load_stack(profile, None, sets), tmp_path / f"Cells_{variant}",
+                                 init_git=False, data=schema)
+        expected = f"cells-{variant}-model"  # lower case with '-': a Kubernetes object name
+        params = yaml.safe_load((project / "params.yaml").read_text(encoding="utf-8"))
+        assert params["model"]["name"] == expected, variant
+        config = (project / "src" / f"cells_{variant}" / "config.py").read_text(encoding="utf-8")
+        assert f'EXPERIMENT_NAME = "cells-{variant}"' in config
+        named: list[str] = []
+        if profile == "aws":
+            cdk = json.loads((project / "infra" / "cdk.json").read_text(encoding="utf-8"))
+            named.append(cdk["context"]["model_name"])
+            deployed = [project / "infra" / "cdk.json"]
+        else:
+            k8s = project / "deploy" / "k8s"
+            deployed = sorted(k8s.rglob("*.yaml"))
+            for path in deployed:
+                text = path.read_text(encoding="utf-8")
+                for doc in yaml.safe_load_all(text):
+                    if doc and doc.get("kind") in ("InferenceService", "Model"):
+                        named.append(doc["metadata"]["name"])
+                    for patch in (doc or {}).get("patches", []):
+                        if patch["target"].get("kind") in ("InferenceService", "Model"):
+                            named.append(patch["target"]["name"])
+            assert len(named) == 3, (variant, named)  # base + the dev and prod overlays
+        assert set(named) == {expected}, (variant, named)
+        for path in deployed:  # CHURN_THRESHOLD is the serving app's variable name
+            text = path.read_text(encoding="utf-8").replace("CHURN_THRESHOLD", "")
+            assert not re.search("churn", text, re.IGNORECASE), path
+        env = (project / ".env.example").read_text(encoding="utf-8")
+        assert "# Probability of target = 1 (churn_probability) at or above which" in env
+        assert f"mlflow-artifacts:/cells-{variant}" in env

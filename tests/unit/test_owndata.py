@@ -12,6 +12,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -27,10 +28,22 @@ PENGUINS = Path(str(files("palmerpenguins") / "data" / "penguins.csv"))
 PENGUINS_RAW = Path(str(files("palmerpenguins") / "data" / "penguins-raw.csv"))
 
 
+def shuffled(table: pa.Table) -> pa.Table:
+    """The rows in a fixed random order, as a real extract would be: a table sorted by its
+    target (scikit-learn's wine, the penguins by species) is refused (see the last tests)."""
+    return table.take(np.random.default_rng(0).permutation(table.num_rows))
+
+
 def sklearn_table(name: str) -> pa.Table:
     """A bundled scikit-learn dataset with its target as the last column, ``target``."""
     frame = getattr(datasets, f"load_{name}")(as_frame=True).frame
-    return pa.Table.from_pandas(frame, preserve_index=False)
+    return shuffled(pa.Table.from_pandas(frame, preserve_index=False))
+
+
+def penguins_table() -> pa.Table:
+    """The penguins (sorted by species in the package), shuffled."""
+    options = pacsv.ConvertOptions(strings_can_be_null=True)
+    return shuffled(pacsv.read_csv(PENGUINS, convert_options=options))
 
 
 def write(table: pa.Table, directory: Path, stem: str, suffix: str) -> Path:
@@ -96,8 +109,9 @@ def test_task_can_be_given(tmp_path: Path) -> None:
     assert infer(diabetes, "sex").task == "regression"  # floats that are not whole numbers
 
 
-def test_penguins_missing_values_and_string_categoricals() -> None:
-    schema = infer(PENGUINS, "species")
+def test_penguins_missing_values_and_string_categoricals(tmp_path: Path) -> None:
+    penguins = write(penguins_table(), tmp_path, "penguins", ".csv")
+    schema = infer(penguins, "species")
     assert schema.task == "multiclass"
     assert schema.classes == ("Adelie", "Chinstrap", "Gentoo")
     columns = {column.name: column for column in schema.columns}
@@ -110,7 +124,7 @@ def test_penguins_missing_values_and_string_categoricals() -> None:
     assert columns["bill_length_mm"].missing_share == pytest.approx(2 / 344, abs=1e-4)
     assert schema.entity_generated and schema.timestamp_synthetic
     # rows without a target are left out and counted
-    by_sex = infer(PENGUINS, "sex")
+    by_sex = infer(penguins, "sex")
     assert (by_sex.task, by_sex.classes) == ("binary", ("female", "male"))
     assert (by_sex.rows, by_sex.rows_without_target) == (333, 11)
 
@@ -200,8 +214,7 @@ def test_schema_is_stable_and_serialisable(tmp_path: Path) -> None:
         "categories": ["PAL0708", "PAL0809", "PAL0910"],
     }
     # the same table as CSV and as Parquet: the same schema but for source and format
-    table = pacsv.read_csv(PENGUINS, convert_options=pacsv.ConvertOptions(
-        strings_can_be_null=True))
+    table = penguins_table()
     as_csv = infer(write(table, tmp_path, "p", ".csv"), "species").to_dict()
     as_parquet = infer(write(table, tmp_path, "p", ".parquet"), "species").to_dict()
     for data in (as_csv, as_parquet):
@@ -267,7 +280,7 @@ def test_csv_column_that_widens_after_the_first_block(tmp_path: Path) -> None:
 def test_text_that_is_not_utf8_is_dropped_with_the_reason(tmp_path: Path) -> None:
     path = tmp_path / "latin1.csv"
     path.write_bytes("name,x,y\ncafé,1.5,0\nthé,2.5,1\ncafé,0.5,0\nthé,3.5,1\n".encode("latin-1"))
-    columns = {column.name: column for column in infer(path, "y").columns}
+    columns = {column.name: column for column in infer(path, "y", task="regression").columns}
     assert (columns["name"].kind, columns["name"].role) == ("other", "dropped")
     assert columns["name"].action == "drop: bytes that are not UTF-8 text (save the file as UTF-8)"
     assert columns["x"].kind == "numeric"
@@ -277,7 +290,7 @@ def test_generated_entity_and_event_time_do_not_take_a_column_name(tmp_path: Pat
     path = tmp_path / "clash.csv"
     path.write_text("Row ID,event timestamp,x,y\n1,a,0.5,0\n1,b,1.5,1\n2,a,2.5,0\n2,b,3.5,1\n",
                     encoding="utf-8")
-    schema = infer(path, "y")
+    schema = infer(path, "y", task="regression")  # 4 rows: too few for a classification
     assert [column.name for column in schema.columns] == ["row_id", "event_timestamp", "x", "y"]
     assert (schema.entity, schema.entity_generated) == ("row_id_2", True)
     assert (schema.timestamp, schema.timestamp_synthetic) == ("event_timestamp_2", True)
@@ -308,3 +321,39 @@ def test_distinct_values_are_counted_where_a_rule_needs_them(tmp_path: Path) -> 
     assert (columns["tier"].distinct, columns["tier"].categories) == (5, tuple("abcde"))
     assert (columns["flat"].distinct, columns["flat"].kind) == (1, "constant")
     assert (columns["x"].distinct, columns["x"].kind) == (None, "numeric")
+
+
+def test_a_table_sorted_by_its_target_is_refused(tmp_path: Path) -> None:
+    """The project's out-of-time split (newest 20% current, newest 20% of the rest held
+    out) needs every class in the training rows and two in the holdout: checked here,
+    where the table is read, not first by `train`."""
+    def unshuffled(name: str) -> pa.Table:
+        frame = getattr(datasets, f"load_{name}")(as_frame=True).frame
+        return pa.Table.from_pandas(frame, preserve_index=False)
+
+    wine = unshuffled("wine")  # 59 x 0, 71 x 1, 48 x 2, in that order
+    with pytest.raises(DataError, match=(
+            r"wine.csv: target 'target' in file order \(no event time\): no training row has "
+            r"class 2 \(the newest 20% of the rows is the current batch, the newest 20% of the "
+            r"others the holdout\); shuffle the rows, or give --timestamp COLUMN$")):
+        infer(write(wine, tmp_path, "wine", ".csv"), "target")
+    ordered = unshuffled("breast_cancer").sort_by("target")
+    with pytest.raises(DataError, match="the holdout has class 1 only"):
+        infer(write(ordered, tmp_path, "bc", ".parquet"), "target")
+    # with an event time, its order counts, not the file's: times in a random order are
+    # accepted, times that follow the classes refused (naming the column)
+    days = pa.array(range(wine.num_rows), pa.int64()).cast(pa.timestamp("s"))
+    by_day = wine.append_column("day", days)
+    with pytest.raises(DataError, match=r"target 'target' ordered by 'day': no training row "
+                                        r"has class 2 .*; check 'day', or give --timestamp"):
+        infer(write(by_day, tmp_path, "days", ".parquet"), "target")
+    mixed = wine.append_column("day", shuffled(pa.table({"d": days})).column("d"))
+    assert infer(write(mixed, tmp_path, "mixed", ".parquet"), "target").timestamp == "day"
+    # too few rows for a holdout of two
+    path = tmp_path / "tiny.csv"
+    path.write_text("x,y\n" + "".join(f"{i * 1.5},{i % 2}\n" for i in range(9)), encoding="utf-8")
+    with pytest.raises(DataError, match=r"target 'y': 9 labelled rows leave a holdout of 1 "
+                                        r"row, too few for two classes .*; give at least 10"):
+        infer(path, "y")
+    path.write_text("x,y\n" + "".join(f"{i * 1.5},{i % 2}\n" for i in range(10)), encoding="utf-8")
+    assert infer(path, "y").task == "binary"

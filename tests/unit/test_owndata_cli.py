@@ -69,6 +69,15 @@ CASES: list[tuple[str, Setup | None, list[str], int, str]] = [
     ("regression-of-strings", penguins,
      ["--data", "{tmp}/p.csv", "--target", "Species", "--task", "regression"], 1,
      "target 'species' is not numeric (e.g. 'Adelie Penguin (Pygoscelis adeliae)')"),
+    ("sorted-by-target", csv("s.csv", "a,y\n" + "".join(
+        f"{i},{i // 15}\n" for i in range(30))),
+     ["--data", "{tmp}/s.csv", "--target", "y"], 1,
+     "target 'y' in file order (no event time): the holdout has class 1 only (the newest 20% "
+     "of the rows is the current batch, the newest 20% of the others the holdout); shuffle "
+     "the rows, or give --timestamp COLUMN"),
+    ("holdout-of-one-row", csv("h1.csv", "a,y\n1,0\n2,1\n3,0\n4,1\n"),
+     ["--data", "{tmp}/h1.csv", "--target", "y"], 1,
+     "target 'y': 4 labelled rows leave a holdout of 1 row, too few for two classes"),
     ("no-usable-feature", csv("f.csv", "id,k,y\n" + "".join(
         f"{i},same,{i % 2}\n" for i in range(10))),
      ["--data", "{tmp}/f.csv", "--target", "y"], 1,

@@ -29,6 +29,8 @@ PROJECT_LEVEL = {
     "profile",
     "scaffold_version",
     "data_schema",
+    "model_name",  # computed from project_name and data_schema (hidden)
+    "experiment_name",
 }
 
 

@@ -31,6 +31,7 @@ generates a row number. Without an event time, a synthetic one
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -58,6 +59,10 @@ MAX_CATEGORIES = 50
 """Most distinct values of a categorical column; a string column with more is dropped."""
 ONE_HOT_MAX = 15
 """Most categories one-hot encoded; a categorical column with more is encoded as ordinals."""
+CURRENT_SHARE = 0.2
+"""params.yaml's ``data.current_share``: the newest share of rows, the unlabelled current batch."""
+HOLDOUT_SHARE = 0.2
+"""params.yaml's ``train.test_size``: the newest share of the other rows, the holdout."""
 MAX_GUESSED_CLASSES = 20
 """A numeric target of whole numbers with at most this many values is a classification."""
 TEXT_SAMPLE = 10_000
@@ -85,8 +90,11 @@ def infer_schema(request: DataRequest) -> DataSchema:
     """Read ``request.file`` and infer its schema, or raise :class:`DataError` (one line).
 
     Refuses an unreadable, empty or too large file, a missing, empty or constant target,
-    a class of one row, duplicate (entity, event time) pairs, a table left without a
-    usable feature, and a column name that normalisation cannot make an identifier.
+    a class of one row, duplicate (entity, event time) pairs, a classification whose
+    out-of-time split (:data:`CURRENT_SHARE`, :data:`HOLDOUT_SHARE`) would leave the
+    training rows without a class or the holdout with one class only (a table sorted by
+    its target), a table left without a usable feature, and a column name that
+    normalisation cannot make an identifier.
     """
     path = request.file.expanduser().absolute()
     kind = file_format(path)
@@ -122,6 +130,8 @@ def infer_schema(request: DataRequest) -> DataSchema:
     entity_column = entity or _propose_entity(table, timestamp_column, {target}, counts)
     if entity is not None:
         _check_entity(table, entity, timestamp_column, where)
+    if task != "regression":
+        _check_split_classes(table, target, timestamp_column, entity_column, where)
 
     columns: list[ColumnSchema] = []
     for name, source in zip(table.column_names, sources, strict=True):
@@ -311,6 +321,60 @@ def _check_timestamp(table: pa.Table, name: str, where: str) -> pa.Table:
         f"{where}: timestamp {name!r} is not a date or time (e.g. {example!r}); "
         "give ISO 8601 values such as 2024-05-01 or 2024-05-01T12:00:00"
     )
+
+
+def _check_split_classes(
+    table: pa.Table, target: str, timestamp: str | None, entity: str | None, where: str
+) -> None:
+    """Refuse a classification table that the project's out-of-time split cannot train on.
+
+    The project orders the rows by (event time, entity) - file order without an event
+    time - keeps the newest :data:`CURRENT_SHARE` as the unlabelled current batch and
+    holds out the newest :data:`HOLDOUT_SHARE` of the rest: the training rows need every
+    class and the holdout two at least, which a table sorted by its target never gives.
+    """
+    labels = table.column(target)
+    if timestamp is not None:
+        keys = [(name, "ascending") for name in (timestamp, entity) if name is not None]
+        labels = labels.take(pc.sort_indices(table.select([k for k, _ in keys]), sort_keys=keys))
+    n_train, n_holdout = _split_sizes(len(labels))
+    split = (
+        f"the newest {CURRENT_SHARE:.0%} of the rows is the current batch, the newest "
+        f"{HOLDOUT_SHARE:.0%} of the others the holdout"
+    )
+    if n_holdout < 2:
+        fewest = next(n for n in itertools.count(2) if _split_sizes(n)[1] >= 2)
+        raise DataError(
+            f"{where}: target {target!r}: {len(labels)} labelled rows leave a holdout of 1 row, "
+            f"too few for two classes ({split}); give at least {fewest} rows"
+        )
+    absent = sorted(set(_classes(labels)) - set(_classes(labels[:n_train])), key=str)
+    held = _classes(labels[n_train : n_train + n_holdout])
+    if not absent and len(held) > 1:
+        return
+    order = "in file order (no event time)" if timestamp is None else f"ordered by {timestamp!r}"
+    if absent:
+        found = f"no training row has class {', '.join(map(repr, absent))}"
+    else:
+        found = f"the holdout has class {held[0]!r} only"
+    fix = (
+        f"check {timestamp!r}, or give --timestamp another column"
+        if timestamp is not None
+        else "shuffle the rows, or give --timestamp COLUMN"
+    )
+    raise DataError(f"{where}: target {target!r} {order}: {found} ({split}); {fix}")
+
+
+def _split_sizes(rows: int) -> tuple[int, int]:
+    """Return the (training, holdout) row counts of ``rows``, as the project splits them."""
+    n_history = rows - max(1, round(rows * CURRENT_SHARE))
+    n_holdout = max(1, round(n_history * HOLDOUT_SHARE))
+    return n_history - n_holdout, n_holdout
+
+
+def _classes(labels: pa.ChunkedArray) -> list[Scalar]:
+    """Return the distinct values of ``labels``, in a stable order."""
+    return sorted(pc.unique(labels).to_pylist(), key=str)
 
 
 def _duplicate_pairs(table: pa.Table, entity: str, timestamp: str) -> pa.Table:

@@ -39,7 +39,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from ..config import MODEL_ALIAS
+from ..config import EXPERIMENT_NAME, MODEL_ALIAS
 from ..platform import aws
 from ..schema import ENTITY_COLUMN, FEATURE_COLUMNS, FEATURE_VIEW
 from .core import start_mlflow
@@ -74,7 +74,7 @@ def step_endpoint(ctx: Context, client: httpx.Client) -> str:
         os.environ["MLFLOW_S3_ENDPOINT_URL"] = url
     for variable, bucket in aws.bucket_variables().items():
         os.environ.setdefault(variable, bucket)  # feature_store.yaml expands S3_DATA_BUCKET
-    os.environ.setdefault("MLFLOW_ARTIFACT_LOCATION", f"{aws.artifact_root()}/churn")
+    os.environ.setdefault("MLFLOW_ARTIFACT_LOCATION", f"{aws.artifact_root()}/{EXPERIMENT_NAME}")
     done = aws.create_buckets()
     return f"{started}{url or 'real AWS'} ({aws.region()}): {'; '.join(done)}"
 

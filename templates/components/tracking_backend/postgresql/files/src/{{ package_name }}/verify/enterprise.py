@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 import yaml
 
+from ..config import EXPERIMENT_NAME
 from ..platform.services import env, mlflow_server, redis_client
 from .core import start_mlflow
 from .runner import Context, Flag, StepFailed, free_port, start, wait_http
@@ -64,9 +65,9 @@ def step_ray_tune(ctx: Context, client: httpx.Client) -> str:
     if best.get("tuner") != "ray-tune":
         raise StepFailed(f"best_params.json was not written by Ray Tune: {best}")
     tracking = MlflowClient(ctx.values["tracking_uri"])
-    experiment = tracking.get_experiment_by_name("churn")
+    experiment = tracking.get_experiment_by_name(EXPERIMENT_NAME)
     if experiment is None:
-        raise StepFailed("no churn experiment in MLflow")
+        raise StepFailed(f"no {EXPERIMENT_NAME} experiment in MLflow")
     runs = tracking.search_runs(
         [experiment.experiment_id], "tags.tuner = 'ray-tune'", max_results=1000
     )
