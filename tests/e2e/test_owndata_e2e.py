@@ -8,10 +8,10 @@ equal scores (and equal to the champion scored offline), a wrong type refused wi
 naming the column, metrics, drift report. Each project's task, holdout metric and verify
 time are printed (``pytest -s``) and kept in ``owndata-e2e.json`` of the module's temp dir.
 
-Cost: the three projects share one virtual environment (the first project's
-``make setup`` builds it; the others link ``.venv`` to it, and their ``make setup``
-installs only their own package): their dependencies are the same pins, and compiling
-the bytecode of 230 packages three times is most of a cold setup.
+Cost: the three projects share one virtual environment (tests/e2e/conftest.py: the
+session's first project's ``make setup`` builds it; the others link ``.venv`` to it, and
+their ``make setup`` installs only their own package): their dependencies are the same
+pins, and compiling the bytecode of 230 packages three times is most of a cold setup.
 
 scikit-learn ships wine sorted by class; without an event-time column the file order
 stands for time, so the table is shuffled (fixed seed) as a real extract would be: sorted,
@@ -33,6 +33,7 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.conftest import SetUp
 from tests.e2e.test_startup_e2e import run
 
 pytestmark = pytest.mark.slow
@@ -89,22 +90,18 @@ class Verified:
 
 
 @pytest.fixture(scope="module")
-def verified(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Verified]:
+def verified(
+    tmp_path_factory: pytest.TempPathFactory, set_up_with_shared_venv: SetUp
+) -> dict[str, Verified]:
     """The three tables: new --data, make setup (one shared venv), make verify."""
     root = tmp_path_factory.mktemp("owndata-e2e")
-    shared_venv: Path | None = None
     results: dict[str, Verified] = {}
     for name, (write, _, _, _, _) in TABLES.items():
         source = write(root)
         project = root / name
         run([str(CLI), "new", str(project), "--profile", "startup", "--data", str(source),
              "--target", "target"], root, 300)
-        if shared_venv is not None:
-            (project / ".venv").symlink_to(shared_venv, target_is_directory=True)
-        started = time.monotonic()
-        run(["make", "setup"], project, 900)
-        setup_seconds = time.monotonic() - started
-        shared_venv = shared_venv or project / ".venv"
+        setup_seconds = set_up_with_shared_venv(project)
         started = time.monotonic()
         run(["make", "verify"], project, 1200)
         verify_seconds = time.monotonic() - started

@@ -4,9 +4,12 @@
 resolves ``<model>@champion`` once, loads that exact version, and streams INPUT in chunks
 of ``--chunk-rows`` rows (CSV through pandas' chunked reader, Parquet one record batch at
 a time), so a file larger than memory is scored with one chunk in memory at a time. Each
-output row carries the input's customer id (when present), ``churn_probability``,
-``churn`` (probability >= ``CHURN_THRESHOLD``, default 0.5), ``error`` (a row with a
-missing feature is not scored) and the ``model_name``/``model_version`` that scored it.
+output row carries the input's customer id (when present), the task's output columns
+(:data:`..serving.outputs.COLUMNS`: binary ``churn_probability`` and ``churn``, i.e.
+probability >= ``CHURN_THRESHOLD``, default 0.5; multiclass ``label`` and one
+``probability_<class>`` per class; regression ``prediction``), ``error`` (a row with a
+missing feature is not scored: its outputs are empty) and the
+``model_name``/``model_version`` that scored it.
 OUTPUT's suffix picks the format (``.parquet`` or ``.csv``); it is written to a temporary
 file beside it and renamed once complete, so a failed run leaves no partial output.
 """
@@ -25,10 +28,13 @@ import pandas as pd
 
 from ..config import MODEL_ALIAS, Settings, load_settings
 from ..schema import ENTITY_COLUMN, FEATURE_COLUMNS, FEATURE_DTYPES
+from ..serving.outputs import model_scores, raw_scorer, score_columns
 
 DEFAULT_CHUNK_ROWS = 50_000
 FORMATS = (".csv", ".parquet")
 MISSING_FEATURE = "missing feature"
+_DTYPES = {"f": "float64", "b": "boolean", "O": "string"}
+"""Output column dtype by numpy kind: nullable, so an unscored row's outputs are empty."""
 
 
 def input_columns(path: Path) -> list[str]:
@@ -62,23 +68,16 @@ def read_chunks(path: Path, columns: list[str], chunk_rows: int) -> Iterator[pd.
 def score_chunk(
     model: Any, chunk: pd.DataFrame, threshold: float, name: str, version: str
 ) -> pd.DataFrame:
-    """The predictions of one chunk, in its row order."""
+    """The predictions of one chunk, in its row order (empty outputs where ``error``)."""
     complete = chunk[FEATURE_COLUMNS].notna().all(axis=1).to_numpy()
-    probabilities = np.full(len(chunk), np.nan)
-    if complete.any():
-        features = chunk.loc[complete, FEATURE_COLUMNS].astype(FEATURE_DTYPES)
-        probabilities[complete] = np.asarray(model.predict_proba(features))[:, -1]
+    features = chunk.loc[complete, FEATURE_COLUMNS].astype(FEATURE_DTYPES)
+    scores = model_scores(raw_scorer(model)(features) if complete.any() else [], len(features))
     out = pd.DataFrame(index=range(len(chunk)))
     if ENTITY_COLUMN in chunk.columns:
         out[ENTITY_COLUMN] = chunk[ENTITY_COLUMN].to_numpy()
-    out["churn_probability"] = probabilities
-    out["churn"] = pd.array(
-        [
-            bool(p >= threshold) if ok else None
-            for p, ok in zip(probabilities, complete, strict=True)
-        ],
-        dtype="boolean",
-    )
+    scored_rows = np.flatnonzero(complete)
+    for name, values in score_columns(scores, threshold).items():
+        out[name] = pd.Series(values, index=scored_rows).astype(_DTYPES[values.dtype.kind])
     out["error"] = pd.array([None if ok else MISSING_FEATURE for ok in complete], dtype="string")
     out["model_name"] = name
     out["model_version"] = version

@@ -568,7 +568,7 @@ def create_app(
             return
         shadow_seconds = time.perf_counter() - started
         metrics.rollout_rows.labels(alias=shadow.alias, version=shadow.version, role="shadow").inc(
-            int(shadowed.size)
+            len(shadowed)
         )
         if shadow_log is None:
             return
@@ -579,12 +579,12 @@ def create_app(
                     "source": source,
                     "champion": {
                         "version": champion.version,
-                        "probabilities": probabilities.tolist(),
+                        "scores": probabilities.tolist(),
                         "ms": round(seconds * 1000, 4),
                     },
                     CHALLENGER_ALIAS: {
                         "version": shadow.version,
-                        "probabilities": shadowed.tolist(),
+                        "scores": shadowed.tolist(),
                         "ms": round(shadow_seconds * 1000, 4),
                     },
                 }

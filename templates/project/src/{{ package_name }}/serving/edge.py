@@ -16,7 +16,8 @@ with float64 input, checked against sklearn on sample rows) and writes ``--out``
 It then loads the bundle's own ``score.py`` and prints the bundle's size and the median
 single-row latency of ``--latency-runs`` calls (default 200), after checking that the
 bundle's scores equal the champion's (sklearn) on sample rows. A champion that does not
-convert (e.g. string features, or no ``predict_proba``) is refused: one line, exit 1.
+convert (e.g. string features) is refused: one line, exit 1. The graph's output and
+what ``score.py`` answers follow the task (binary, multiclass, regression).
 """
 
 from __future__ import annotations
@@ -47,10 +48,24 @@ from ..schema import (
 )
 from .fetch_model import AGREEMENT_TOLERANCE, fetch_champion, sample_frame
 from .model import ONNX_INPUT, ONNX_OUTPUT
+from .outputs import model_scores, raw_scorer
 
 SCRIPT = Path(__file__).with_name("edge_score.py")
 FILES = ("model.onnx", "schema.json", "score.py", "README.md")
 DEFAULT_RUNS = 200
+OUTPUT_TYPE = {
+    "binary": "float64[n, 2]: predict_proba; score.py answers the last (positive) class",
+    "multiclass": "float64[n, classes]: predict_proba, columns in the order of classes",
+    "regression": "float64[n, 1]: the predicted value",
+}[TASK]
+"""The ONNX graph's output, as ``schema.json`` describes it."""
+ANSWER = {
+    "binary": '`{"probability": p}`, the probability of the positive class',
+    "multiclass": '`{"label": c, "probabilities": {class: p}}`, the most probable class'
+    " and every class's probability",
+    "regression": '`{"prediction": y}`, the predicted value',
+}[TASK]
+"""What ``score.py`` prints for each row (the bundle's README)."""
 
 
 class BundleError(Exception):
@@ -82,7 +97,7 @@ def schema_document(identity: dict[str, Any]) -> dict[str, Any]:
             "input": ONNX_INPUT,
             "input_type": f"float64[n, {len(FEATURE_COLUMNS)}]",
             "output": ONNX_OUTPUT,
-            "output_type": "float64[n, classes]: predict_proba; score.py returns the last",
+            "output_type": OUTPUT_TYPE,
             "name": identity["name"],
             "version": identity["version"],
             "alias": MODEL_ALIAS,
@@ -122,7 +137,7 @@ def readme(schema: dict[str, Any], sizes: dict[str, int], latency: dict[str, flo
         "```",
         "",
         f"Each row needs every feature, as a number: {names}.",
-        'Each output line is `{"probability": p}`, the probability of the positive class.',
+        f"Each output line is {ANSWER}.",
         "",
         f"Measured where the bundle was built: single-row latency median "
         f"{latency['median_ms']:.3f} ms, p90 {latency['p90_ms']:.3f} ms "
@@ -133,11 +148,15 @@ def readme(schema: dict[str, Any], sizes: dict[str, int], latency: dict[str, flo
 
 
 def check_scores(bundle: Path, model: Any, rows: int = 64) -> float:
-    """Largest |bundle - champion| probability on sample rows; raises past the tolerance."""
+    """Largest |bundle - champion| score on sample rows; raises past the tolerance.
+
+    The scores of the task (:func:`.outputs.model_scores`): P(class 1), every class's
+    probability, or the predicted value.
+    """
     frame = sample_frame(rows, seed=1)
-    expected = np.asarray(model.predict_proba(frame), dtype=np.float64)[:, -1]
+    expected = model_scores(raw_scorer(model)(frame), len(frame))
     records = frame.to_dict(orient="records")  # native Python numbers, as JSON would give
-    got = np.asarray(load_script(bundle).Scorer(bundle).score(records), dtype=np.float64)
+    got = load_script(bundle).Scorer(bundle).scores(records)
     gap = float(np.max(np.abs(got - expected)))
     if not gap <= AGREEMENT_TOLERANCE:
         raise BundleError(f"the bundle's scores differ from the champion's by up to {gap:.3g}")

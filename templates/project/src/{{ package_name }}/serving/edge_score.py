@@ -9,10 +9,16 @@ numpy`` and this folder, not the project.
     python score.py --latency 200         # median single-row latency on this machine
 
 Each input line is an object with every feature of ``schema.json`` (extra keys are
-ignored); each output line is ``{"probability": p}``: the probability of the positive
-(last) class, what the serving API answers as ``churn_probability``. A line that is not an
-object, or lacks a feature, or holds a non-number stops the run: one line on stderr naming
-the line and the feature, exit code 2. In Python, ``Scorer().score(rows)`` does the same.
+ignored); each output line answers by the schema's ``task``:
+
+* binary: ``{"probability": p}``, the probability of the positive (last) class;
+* multiclass: ``{"label": c, "probabilities": {class: p, ...}}``, the most probable of
+  the schema's ``classes`` and every class's probability;
+* regression: ``{"prediction": y}``, the predicted value.
+
+A line that is not an object, or lacks a feature, or holds a non-number stops the run:
+one line on stderr naming the line and the feature, exit code 2. In Python,
+``Scorer().score(rows)`` gives the answers, ``Scorer().scores(rows)`` the numbers.
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ class Scorer:
             sess_options=options,
             providers=["CPUExecutionProvider"],
         )
+        self.task = str(self.schema["task"])
+        self.classes: list[str] = [str(name) for name in self.schema["classes"]]
         self.input_name = str(self.schema["model"]["input"])
         self.outputs = [str(self.schema["model"]["output"])]
 
@@ -70,13 +78,32 @@ class Scorer:
             matrix.append(values)
         return np.asarray(matrix, dtype=np.float64).reshape(len(matrix), len(self.columns))
 
-    def score(self, rows: Iterable[Mapping[str, Any]], first_line: int = 1) -> list[float]:
-        """The positive-class probability of every row, in order."""
+    def scores(self, rows: Iterable[Mapping[str, Any]], first_line: int = 1) -> np.ndarray:
+        """The model's numbers for every row, in order: binary ``[n]`` P(positive class),
+        multiclass ``[n, classes]`` probabilities, regression ``[n]`` predicted values."""
         array = self.features(rows, first_line)
-        probabilities = np.asarray(
+        raw = np.asarray(
             self.session.run(self.outputs, {self.input_name: array})[0], dtype=np.float64
         )
-        return [float(p) for p in probabilities.reshape(len(array), -1)[:, -1]]
+        if self.task == "multiclass":
+            return raw.reshape(len(array), len(self.classes))
+        return raw.reshape(len(array), -1)[:, -1]  # binary: the positive (last) class
+
+    def score(
+        self, rows: Iterable[Mapping[str, Any]], first_line: int = 1
+    ) -> list[dict[str, Any]]:
+        """The answer of every row, in order (see the module docstring)."""
+        scores = self.scores(rows, first_line)
+        if self.task == "multiclass":
+            return [
+                {
+                    "label": self.classes[int(np.argmax(row))],
+                    "probabilities": dict(zip(self.classes, row.tolist(), strict=True)),
+                }
+                for row in scores
+            ]
+        key = "prediction" if self.task == "regression" else "probability"
+        return [{key: value} for value in scores.tolist()]
 
     def latency_ms(self, row: Mapping[str, Any], runs: int) -> dict[str, float]:
         """Median and 90th percentile of ``runs`` single-row ``score`` calls, in ms."""
@@ -128,11 +155,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(scorer.latency_ms(scorer.example_row(), args.latency)))
         return 0
     try:
-        probabilities = scorer.score(read_rows(args.rows))
+        answers = scorer.score(read_rows(args.rows))
     except (RowError, OSError) as exc:
         print(f"error: {args.rows}: {exc}", file=sys.stderr)
         return 2
-    sys.stdout.writelines(json.dumps({"probability": p}) + "\n" for p in probabilities)
+    sys.stdout.writelines(json.dumps(answer) + "\n" for answer in answers)
     return 0
 
 

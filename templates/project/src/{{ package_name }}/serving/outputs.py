@@ -13,6 +13,12 @@ One table of data drives every task-aware piece of serving and verify:
 turns scores into response rows, :func:`prediction_fields` gives the response model its
 fields, :func:`row_scores` reads the numbers back from a response row (verify compares
 them), and :data:`SCORE_HISTOGRAM` names the Prometheus histogram of served scores.
+
+Flat outputs (one column per number: batch scoring's table, the V2 protocol's tensors,
+SageMaker's CSV answer) are :data:`COLUMNS`, filled by :func:`score_columns`: binary
+``churn_probability``, ``churn``; multiclass ``label`` then ``probability_<class>`` per
+class; regression ``prediction``. :func:`row_labels` gives each row's decision (the A/B
+report's label agreement).
 """
 
 from __future__ import annotations
@@ -44,6 +50,12 @@ LABEL_FIELD: str | None = {"binary": "churn", "multiclass": "label", "regression
 """The response field holding a row's decision, if the task has one."""
 OUTPUT_FIELDS: tuple[str, ...] = (SCORE_FIELD, *([LABEL_FIELD] if LABEL_FIELD else []))
 """Every output field of a prediction (all null on a row that failed)."""
+COLUMNS: tuple[str, ...] = (
+    ("label", *(f"probability_{name}" for name in LABEL_CLASSES))
+    if TASK == "multiclass"
+    else OUTPUT_FIELDS
+)
+"""The flat output columns of a prediction (see the module docstring), in order."""
 USES_THRESHOLD = TASK == "binary"
 """Whether a probability threshold decides the label (the response then reports it)."""
 
@@ -114,12 +126,11 @@ def model_scores(raw: Any, rows: int) -> np.ndarray:
     ``(n, classes)``; regression: ``(n,)`` (an ``(n, 1)`` ONNX output is flattened).
     """
     scores = np.asarray(raw, dtype=np.float64)
-    if TASK == "multiclass":
-        expected: tuple[int, ...] = (rows, len(LABEL_CLASSES))
-    else:
-        expected = (rows,)
-        if scores.ndim == 2:
-            scores = scores[:, -1] if TASK == "binary" else scores.reshape(-1)
+    expected: tuple[int, ...] = (rows, len(LABEL_CLASSES)) if TASK == "multiclass" else (rows,)
+    if rows == 0 and scores.size == 0:  # nothing was scored (e.g. every row incomplete)
+        return np.zeros(expected)
+    if TASK != "multiclass" and scores.ndim == 2:
+        scores = scores[:, -1] if TASK == "binary" else scores.reshape(-1)
     if scores.shape != expected:
         raise ValueError(f"model returned shape {scores.shape} for {rows} rows")
     return scores
@@ -147,6 +158,33 @@ def labelled(scores: np.ndarray, threshold: float) -> list[dict[str, Any]]:
         {"churn_probability": p, "churn": label}
         for p, label in zip(scores.tolist(), decisions, strict=True)
     ]
+
+
+def score_columns(scores: np.ndarray, threshold: float) -> dict[str, np.ndarray]:
+    """:data:`COLUMNS` of ``scores`` (:func:`model_scores`), one array of n values each.
+
+    Probabilities and predictions are float64, binary labels bool, class labels object
+    (the class names of ``schema.LABEL_CLASSES``).
+    """
+    if TASK == "multiclass":
+        names = np.asarray(LABEL_CLASSES, dtype=object)
+        top = np.argmax(scores, axis=1) if len(scores) else np.zeros(0, dtype=np.int64)
+        return {
+            "label": names[top],
+            **{column: scores[:, i] for i, column in enumerate(COLUMNS[1:])},
+        }
+    if TASK == "regression":
+        return {"prediction": scores}
+    return {"churn_probability": scores, "churn": scores >= threshold}
+
+
+def row_labels(scores: np.ndarray, threshold: float) -> list[Any] | None:
+    """Each row's decision (binary: ``p >= threshold``; multiclass: the most probable
+    class); None for regression, which has none."""
+    if LABEL_FIELD is None:
+        return None
+    labels: list[Any] = score_columns(scores, threshold)[LABEL_FIELD].tolist()
+    return labels
 
 
 def failed() -> dict[str, None]:

@@ -11,9 +11,12 @@
   counts rows by alias and version.
 - ``shadow``: every request is scored by both; the champion answers, and one JSON line a
   request goes to ``SERVING_SHADOW_LOG`` (default ``logs/shadow.jsonl``): request id,
-  both versions, both probabilities and both model times. ``make ab-report``
-  (``python -m <package>.serving.rollout``) reads it into ``reports/ab.json``: label
-  agreement at the threshold, probability deltas and model latency per model.
+  both versions, both models' scores (:func:`.outputs.model_scores`: binary P(class 1),
+  multiclass one probability per class, regression the predicted value) and both model
+  times. ``make ab-report`` (``python -m <package>.serving.rollout``) reads it into
+  ``reports/ab.json``: label agreement (classification: the binary label at the
+  threshold, the most probable class), score deltas (every probability, or the
+  predicted values) and model latency per model.
 
 Until the challenger is loaded (or when there is none), the champion answers every
 request and ``/ready`` stays 200 on the champion alone.
@@ -32,6 +35,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+
+from ..schema import TASK
+from .outputs import USES_THRESHOLD, model_scores, row_labels
 
 ROLLOUT_MODES = ("none", "canary", "shadow")
 CHALLENGER_ALIAS = "challenger"
@@ -103,16 +111,24 @@ def _percentile(values: list[float], pct: float) -> float:
     return ordered[rank - 1]
 
 
+def _scores(record: dict[str, Any]) -> np.ndarray:
+    """One model's scores in a shadow record (``probabilities``: logs written before
+    ``scores``), shaped and checked for the task."""
+    values = record["scores"] if "scores" in record else record["probabilities"]
+    return model_scores(values, len(values))
+
+
 def ab_report(log: Path, threshold: float = 0.5) -> dict[str, Any]:
     """Compare champion and challenger on every row of the shadow log ``log``.
 
-    Agreement is the share of rows whose label (probability >= ``threshold``) is the same
-    for both; deltas are challenger minus champion probabilities; latencies are each
-    model's scoring time per request (ms). Raises ``ValueError`` naming the line of a
-    malformed record, or when the log holds no rows.
+    Agreement (classification only) is the share of rows whose label is the same for
+    both (binary: probability >= ``threshold``; multiclass: the most probable class);
+    deltas are challenger minus champion scores (every class's probability, or the
+    predicted values); latencies are each model's scoring time per request (ms). Raises
+    ``ValueError`` naming the line of a malformed record, or when the log holds no rows.
     """
     deltas: list[float] = []
-    agree = requests = 0
+    agree = requests = rows = 0
     latency: dict[str, list[float]] = {"champion": [], CHALLENGER_ALIAS: []}
     versions: dict[str, set[str]] = {"champion": set(), CHALLENGER_ALIAS: set()}
     with log.open(encoding="utf-8") as handle:
@@ -121,32 +137,32 @@ def ab_report(log: Path, threshold: float = 0.5) -> dict[str, Any]:
                 continue
             try:
                 record = json.loads(line)
-                scores = {
-                    alias: [float(p) for p in record[alias]["probabilities"]]
-                    for alias in latency
-                }
+                scores = {alias: _scores(record[alias]) for alias in latency}
                 for alias in latency:
                     latency[alias].append(float(record[alias]["ms"]))
                     versions[alias].add(str(record[alias]["version"]))
             except (ValueError, KeyError, TypeError) as exc:
                 raise ValueError(f"{log}:{number}: not a shadow record ({exc})") from None
             champion, challenger = scores["champion"], scores[CHALLENGER_ALIAS]
-            if len(champion) != len(challenger):
+            if champion.shape != challenger.shape:
                 raise ValueError(f"{log}:{number}: {len(champion)} vs {len(challenger)} rows")
             requests += 1
-            for a, b in zip(champion, challenger, strict=True):
-                deltas.append(b - a)
-                agree += (a >= threshold) == (b >= threshold)
-    if not deltas:
+            rows += len(champion)
+            deltas.extend((challenger - champion).reshape(-1).tolist())
+            ours, theirs = row_labels(champion, threshold), row_labels(challenger, threshold)
+            if ours is not None and theirs is not None:
+                agree += sum(a == b for a, b in zip(ours, theirs, strict=True))
+    if not rows:
         raise ValueError(f"{log}: no shadowed rows yet (serve with SERVING_ROLLOUT=shadow)")
     absolute = [abs(d) for d in deltas]
     return {
         "log": str(log),
-        "threshold": threshold,
+        "task": TASK,
+        **({"threshold": threshold} if USES_THRESHOLD else {}),
         "requests": requests,
-        "rows": len(deltas),
+        "rows": rows,
         "versions": {alias: sorted(found) for alias, found in versions.items()},
-        "agreement": agree / len(deltas),
+        **({"agreement": agree / rows} if TASK != "regression" else {}),
         "delta": {
             "mean": statistics.fmean(deltas),
             "mean_abs": statistics.fmean(absolute),
@@ -158,6 +174,14 @@ def ab_report(log: Path, threshold: float = 0.5) -> dict[str, Any]:
             for alias, values in latency.items()
         },
     }
+
+
+def agreement(report: dict[str, Any]) -> str:
+    """The report's label agreement in words (none for regression)."""
+    if "agreement" not in report:
+        return "no labels (regression)"
+    where = f" at {report['threshold']:g}" if "threshold" in report else ""
+    return f"label agreement {report['agreement']:.1%}{where}"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -183,7 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"{report['requests']} requests, {report['rows']} rows: champion v"
         f"{','.join(versions['champion'])} vs challenger v{','.join(versions[CHALLENGER_ALIAS])}"
-        f"; label agreement {report['agreement']:.1%} at {threshold:g}; |delta| mean "
+        f"; {agreement(report)}; |delta| mean "
         f"{report['delta']['mean_abs']:.4f}, max {report['delta']['max_abs']:.4f}; model ms "
         f"p50/p99 champion {timing['champion']['p50']:.3f}/{timing['champion']['p99']:.3f}, "
         f"challenger {timing[CHALLENGER_ALIAS]['p50']:.3f}/{timing[CHALLENGER_ALIAS]['p99']:.3f}"

@@ -15,10 +15,13 @@ An inference request carries the features as tensors, either one tensor per feat
 column (named like the column, shape ``[n]`` or ``[n, 1]``; the layout MLServer's pandas
 codec uses) or a single tensor of shape ``[n, len(feature_columns)]`` whose columns are in
 ``feature_columns`` order. ``data`` may be flat (row-major) or nested. The response holds
-``churn_probability`` (FP64) and ``churn`` (BOOL) tensors of shape ``[n]``; a request may
-ask for a subset with ``outputs``. Errors answer ``{"error": "..."}`` (the app's one error
-shape, :mod:`.errors`) with status 400 (bad request, malformed JSON included), 404
-(unknown model) or 503 (not loaded), as the protocol specifies.
+one tensor of shape ``[n]`` per output column of the task (:data:`.outputs.COLUMNS`):
+binary ``churn_probability`` (FP64) and ``churn`` (BOOL); multiclass ``label`` (BYTES,
+the class name) and ``probability_<class>`` (FP64) per class; regression ``prediction``
+(FP64). A request may ask for a subset with ``outputs``. Errors answer
+``{"error": "..."}`` (the app's one error shape, :mod:`.errors`) with status 400 (bad
+request, malformed JSON included), 404 (unknown model) or 503 (not loaded), as the
+protocol specifies.
 """
 
 from __future__ import annotations
@@ -34,12 +37,13 @@ from starlette.concurrency import run_in_threadpool
 
 from .errors import documented_errors, error_response
 from .model import LoadedModel, model_input
+from .outputs import COLUMNS, model_scores, score_columns
 from .schemas import MAX_BATCH_ROWS, FeatureValueError, feature_value
 
 PROTOCOL_VERSION = "2"
 SERVER_NAME = "churn-fastapi"
-OUTPUT_PROBABILITY = "churn_probability"
-OUTPUT_LABEL = "churn"
+OUTPUT_TYPES = {"f": "FP64", "b": "BOOL", "O": "BYTES"}
+"""V2 datatype of an output column by its numpy kind (see :func:`.outputs.score_columns`)."""
 
 # V2 datatypes accepted for a feature of each pandas dtype kind.
 _INT_TYPES = {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
@@ -144,7 +148,7 @@ class ResponseOutput(BaseModel):
     name: str
     shape: list[int]
     datatype: str
-    data: list[float | bool | None]
+    data: list[float | bool | str | None]
 
 
 class InferenceResponse(BaseModel):
@@ -279,11 +283,13 @@ def create_router(
 
     ``get_model`` returns the currently loaded model (``None`` while loading);
     ``feature_dtypes`` maps each feature column to its pandas dtype, in model input order;
-    ``threshold`` turns probabilities into ``churn`` labels; ``observe`` (e.g. the app's
-    prediction metrics) receives every batch of probabilities with the source ``"v2"``.
+    ``threshold`` turns binary probabilities into labels; ``observe`` (e.g. the app's
+    prediction metrics) receives every batch of scores with the source ``"v2"``.
     """
     router = APIRouter(prefix="/v2", tags=["v2 protocol"])
     kinds = {name: _dtype_kind(dtype) for name, dtype in feature_dtypes.items()}
+    empty = score_columns(model_scores([], 0), threshold)
+    output_types = {name: OUTPUT_TYPES[empty[name].dtype.kind] for name in COLUMNS}
 
     def _model(name: str) -> LoadedModel:
         model = get_model()
@@ -330,8 +336,8 @@ def create_router(
                     for column, kind in kinds.items()
                 ],
                 "outputs": [
-                    {"name": OUTPUT_PROBABILITY, "datatype": "FP64", "shape": [-1]},
-                    {"name": OUTPUT_LABEL, "datatype": "BOOL", "shape": [-1]},
+                    {"name": name, "datatype": datatype, "shape": [-1]}
+                    for name, datatype in output_types.items()
                 ],
             }
         )
@@ -374,29 +380,23 @@ def create_router(
                 where = ".".join(str(part) for part in first["loc"])
                 raise V2Error(f"invalid inference request: {where}: {first['msg']}") from None
             wanted = [output.name for output in request.outputs or []]
-            unknown = sorted(set(wanted) - {OUTPUT_PROBABILITY, OUTPUT_LABEL})
+            unknown = sorted(set(wanted) - set(COLUMNS))
             if unknown:
                 raise V2Error(f"unknown output(s) {', '.join(unknown)}")
             columns = request_columns(request, feature_dtypes, max_rows)
         except V2Error as exc:
             return _error(exc.message, exc.status)
-        probabilities = await run_in_threadpool(model.predict, model_input(model, columns))
+        scores = await run_in_threadpool(model.predict, model_input(model, columns))
         if observe is not None:
-            observe(probabilities, "v2")
-        count = len(probabilities)
+            observe(scores, "v2")
         tensors = {
-            OUTPUT_PROBABILITY: {
-                "name": OUTPUT_PROBABILITY,
-                "shape": [count],
-                "datatype": "FP64",
-                "data": probabilities.tolist(),
-            },
-            OUTPUT_LABEL: {
-                "name": OUTPUT_LABEL,
-                "shape": [count],
-                "datatype": "BOOL",
-                "data": (probabilities >= threshold).tolist(),
-            },
+            name: {
+                "name": name,
+                "shape": [len(values)],
+                "datatype": output_types[name],
+                "data": values.tolist(),
+            }
+            for name, values in score_columns(scores, threshold).items()
         }
         response: dict[str, Any] = {
             "model_name": model.name,

@@ -43,6 +43,17 @@ def offline_scores(ctx: Context, rows: list[dict[str, Any]]) -> list[float]:
     return [float(s) for s in scores.reshape(-1)]
 
 
+def wrong_value() -> tuple[str, object]:
+    """A feature of the contract and a value of the wrong type for it: a fraction for an
+    integer, text for another number, a number for a category (the first int feature's,
+    else the first feature's)."""
+    name, dtype = next(
+        ((n, d) for n, d in FEATURE_DTYPES.items() if d.startswith("int")),
+        next(iter(FEATURE_DTYPES.items())),
+    )
+    return name, 1.5 if dtype.startswith("int") else 1 if dtype == "string" else "text"
+
+
 def compare_scores(served: list[float], offline: list[float], what: str) -> str:
     """Fail unless ``served`` equals ``offline`` within :data:`TOLERANCE`."""
     if len(served) != len(offline):

@@ -26,21 +26,23 @@ from .model import (
     mlflow_model_loader,
     to_model_frame,
 )
+from .outputs import SCORE_HISTOGRAM, USES_THRESHOLD, failed, labelled, model_scores, observed
 from .schemas import PredictRequest
 
 UNKNOWN_CUSTOMER = f"unknown {ENTITY_COLUMN}"
 
-PROBABILITY = bentoml.metrics.Histogram(
-    name="prediction_churn_probability",
-    documentation="Churn probabilities returned by the BentoML service",
-    buckets=tuple(i / 10 for i in range(1, 11)),
+SCORES = bentoml.metrics.Histogram(
+    name=SCORE_HISTOGRAM[0],
+    documentation=f"{SCORE_HISTOGRAM[1]} (BentoML service)",
+    buckets=SCORE_HISTOGRAM[2],
 )
 
 
-def _labelled(probabilities: np.ndarray, threshold: float) -> list[dict[str, Any]]:
-    for value in probabilities.tolist():
-        PROBABILITY.observe(value)
-    return [{"churn_probability": p, "churn": p >= threshold} for p in probabilities.tolist()]
+def _labelled(scores: np.ndarray, threshold: float) -> list[dict[str, Any]]:
+    """The task's answer rows (:func:`.outputs.labelled`), each row's score observed."""
+    for value in observed(scores).tolist():
+        SCORES.observe(value)
+    return labelled(scores, threshold)
 
 
 class BentoPredictRequest(PredictRequest):
@@ -52,7 +54,8 @@ class BentoPredictRequest(PredictRequest):
 
 @bentoml.service(name="churn", workers=1, traffic={"timeout": 30})
 class ChurnService:
-    """Scores churn with the champion loaded at start-up (BentoML worker process)."""
+    """Scores rows with the champion loaded at start-up (BentoML worker process); answers
+    in the task's shape (:mod:`.outputs`), like the FastAPI app's ``/predict``."""
 
     def __init__(self) -> None:
         self.settings = load_settings()
@@ -70,14 +73,14 @@ class ChurnService:
             import pandas as pd
 
             frame = pd.DataFrame(rows, columns=FEATURE_COLUMNS)
-            probabilities = self.model.predict(to_model_frame(frame, self.model))
-            predictions = _labelled(probabilities, self.threshold)
+            scores = self.model.predict(to_model_frame(frame, self.model))
+            predictions = _labelled(scores, self.threshold)
         else:
             predictions = self._predict_ids([int(i) for i in customer_ids or []])
         return {
             "model_name": self.model.name,
             "model_version": self.model.version,
-            "threshold": self.threshold,
+            **({"threshold": self.threshold} if USES_THRESHOLD else {}),
             "predictions": predictions,
         }
 
@@ -92,20 +95,15 @@ class ChurnService:
 
     def _predict_ids(self, customer_ids: list[int]) -> list[dict[str, Any]]:
         frame, complete = align_features(self.lookup(customer_ids), customer_ids)
-        probabilities = (
+        scores = (
             self.model.predict(to_model_frame(frame[complete], self.model))
             if complete.any()
-            else np.empty(0)
+            else model_scores([], 0)
         )
-        results = iter(_labelled(probabilities, self.threshold))
+        results = iter(_labelled(scores, self.threshold))
         return [
             {"customer_id": cid, **next(results)}
             if ok
-            else {
-                "customer_id": cid,
-                "churn_probability": None,
-                "churn": None,
-                "error": UNKNOWN_CUSTOMER,
-            }
+            else {"customer_id": cid, **failed(), "error": UNKNOWN_CUSTOMER}
             for cid, ok in zip(customer_ids, complete.tolist(), strict=True)
         ]

@@ -18,7 +18,7 @@ import time
 
 import httpx
 
-from ..schema import FEATURE_DTYPES
+from ..serving.outputs import SCORE_HISTOGRAM, row_scores
 from .runner import Context, Flag, StepFailed, child_env, free_port, start, wait_http
 from .serving_app import (
     compare_scores,
@@ -27,6 +27,7 @@ from .serving_app import (
     offline_scores,
     refused,
     total,
+    wrong_value,
 )
 
 #: The command-line flags of this module's steps (none; see :class:`.runner.Flag`).
@@ -70,18 +71,21 @@ def step_offline_scores(ctx: Context, client: httpx.Client) -> str:
     response = client.post(f"{ctx.values['serving_url']}/predict", json={"rows": rows})
     if response.status_code != 200:
         raise StepFailed(f"HTTP {response.status_code}: {response.text[:300]}")
-    served = [p["churn_probability"] for p in response.json()["predictions"]]
+    try:
+        served = [s for item in response.json()["predictions"] for s in row_scores(item)]
+    except ValueError as exc:
+        raise StepFailed(f"BentoML /predict answered a row that does not fit: {exc}") from None
     return compare_scores(served, offline_scores(ctx, rows), "BentoML scores")
 
 
 def step_bad_payload(ctx: Context, client: httpx.Client) -> str:
     """Malformed requests are refused with a 4xx, and the body shows no stack trace."""
     url = f"{ctx.values['serving_url']}/predict"
-    int_feature = next(n for n, d in FEATURE_DTYPES.items() if d.startswith("int"))
+    name, wrong = wrong_value()
     row = feature_rows(ctx)[0]
     cases = {
-        f"{int_feature}=1.5": {"rows": [{**row, int_feature: 1.5}]},
-        "missing feature": {"rows": [{k: v for k, v in row.items() if k != int_feature}]},
+        f"{name}={wrong!r}": {"rows": [{**row, name: wrong}]},
+        "missing feature": {"rows": [{k: v for k, v in row.items() if k != name}]},
         "empty batch": {"rows": []},
         "no input": {},
     }
@@ -107,10 +111,11 @@ def step_metrics(ctx: Context, client: httpx.Client) -> str:
     )
     if ok < 3 or bad < 1:
         raise StepFailed(f"{name}: {ok:.0f} ok and {bad:.0f} refused /predict requests counted")
-    scored = total(samples, "prediction_churn_probability_count")
+    histogram = f"{SCORE_HISTOGRAM[0]}_count"
+    scored = total(samples, histogram)
     if scored < 2 * len(ctx.values["snapshots"]):
-        raise StepFailed(f"prediction_churn_probability_count = {scored}")
-    return f"{name}: {ok:.0f} ok, {bad:.0f} refused /predict; {scored:.0f} probabilities observed"
+        raise StepFailed(f"{histogram} = {scored}")
+    return f"{name}: {ok:.0f} ok, {bad:.0f} refused /predict; {histogram} {scored:.0f}"
 
 
 def step_bento_build(ctx: Context, client: httpx.Client) -> str:

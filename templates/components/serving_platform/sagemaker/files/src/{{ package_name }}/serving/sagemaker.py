@@ -12,9 +12,12 @@ SageMaker starts the image as ``docker run IMAGE serve`` and then talks to port 
                        * ``text/csv``: one row per line, values in :data:`FEATURE_COLUMNS`
                          order, with or without that header line.
 
-                       Answers ``{"predictions": [{"churn_probability", "churn"}, ...],
-                       "model_name", "model_version", "threshold"}`` (JSON), or
-                       ``probability,label`` lines when ``Accept: text/csv``. Bad input
+                       Answers ``{"predictions": [...], "model_name",
+                       "model_version"}`` (JSON; the rows and ``threshold`` of
+                       ``/predict``'s answer, :mod:`.outputs`), or one line a row of
+                       the task's output columns (:data:`.outputs.COLUMNS`, no header:
+                       binary ``probability,label``, multiclass ``label,p_1,...,p_k``,
+                       regression ``prediction``) when ``Accept: text/csv``. Bad input
                        gets 400 with ``{"error": ...}``; 503 while no model is loaded.
 
 JSON values follow the feature-value rule of ``/predict`` and V2 (:mod:`.schemas`: an int
@@ -42,6 +45,7 @@ from pydantic import BaseModel
 from .__main__ import run
 from .errors import documented_errors, error_response
 from .model import LoadedModel, model_input
+from .outputs import USES_THRESHOLD, labelled, score_columns
 from .schemas import (
     INT64_MAX,
     INT64_MIN,
@@ -202,6 +206,25 @@ def invocation_body_schema(dtypes: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+def csv_lines(scores: np.ndarray, threshold: float) -> str:
+    """The CSV answer: a line a row, the task's output columns (:data:`.outputs.COLUMNS`).
+
+    Numbers as Python's ``repr`` (round-trips exactly), booleans ``true``/``false``.
+    """
+    columns = [values.tolist() for values in score_columns(scores, threshold).values()]
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    for row in zip(*columns, strict=True):
+        writer.writerow(_cell(value) for value in row)
+    return text.getvalue()
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return repr(value) if isinstance(value, float) else str(value)
+
+
 class PingResponse(BaseModel):
     """``/ping``: ``ok`` with the model's identity once loaded, else ``loading``."""
 
@@ -255,25 +278,17 @@ def create_router(
                 )
         except InvocationError as exc:
             return error_response(400, str(exc))
-        probabilities = model.predict(model_input(model, columns))
+        scores = model.predict(model_input(model, columns))
         if observe is not None:
-            observe(probabilities, "invocations")
-        labels = probabilities >= threshold
+            observe(scores, "invocations")
         if CSV in request.headers.get("accept", ""):
-            lines = "".join(
-                f"{p!r},{str(bool(label)).lower()}\n"
-                for p, label in zip(probabilities.tolist(), labels.tolist(), strict=True)
-            )
-            return Response(lines, media_type=CSV)
+            return Response(csv_lines(scores, threshold), media_type=CSV)
         return _json(
             {
                 "model_name": model.name,
                 "model_version": model.version,
-                "threshold": threshold,
-                "predictions": [
-                    {"churn_probability": p, "churn": label}
-                    for p, label in zip(probabilities.tolist(), labels.tolist(), strict=True)
-                ],
+                **({"threshold": threshold} if USES_THRESHOLD else {}),
+                "predictions": labelled(scores, threshold),
             }
         )
 
