@@ -63,6 +63,7 @@ def cached_env(
     *,
     compile_bytecode: bool = True,
     first: list[str] | None = None,
+    python: str = "3.11",
 ) -> Path:
     """Return the venv ``ENVS_DIR/name`` holding ``install_args``, building it once.
 
@@ -70,6 +71,7 @@ def cached_env(
     a marker file written last makes a half-built environment be rebuilt, not reused.
     ``first``: arguments of an install before the main one (torch's CPU build, which then
     satisfies the project's ``torch==`` pin, as the generated ``make setup`` does).
+    ``python``: the interpreter uv creates it with (a version or a path).
     """
     venv = ENVS_DIR / name
     marker = venv / ".complete"
@@ -81,7 +83,7 @@ def cached_env(
         if marker.is_file():  # another run built it while this one waited
             return venv
         shutil.rmtree(venv, ignore_errors=True)
-        subprocess.run([uv(), "venv", "--quiet", "--python", "3.11", str(venv)], check=True,
+        subprocess.run([uv(), "venv", "--quiet", "--python", python, str(venv)], check=True,
                        env=uv_env())
         compile_flag = ["--compile-bytecode"] if compile_bytecode else []
         if first:
@@ -98,10 +100,11 @@ def content_key(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def requirements_env(requirements: Path, prefix: str = "req") -> Path:
-    """A cached venv holding exactly the requirements file's content."""
+def requirements_env(requirements: Path, prefix: str = "req", python: str = "3.11") -> Path:
+    """A cached venv holding exactly the requirements file's content, made with ``python``."""
     text = requirements.read_text(encoding="utf-8")
-    return cached_env(f"{prefix}-{content_key(text)}", ["-r", str(requirements)])
+    key = content_key(text if python == "3.11" else f"{python}\n{text}")
+    return cached_env(f"{prefix}-{key}", ["-r", str(requirements)], python=python)
 
 
 def project_env(project: Path) -> Path:

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlops_scaffold.catalogue import Value, catalogue, members, spelled
+from mlops_scaffold.catalogue import Rule, Value, catalogue, members, spelled
 from mlops_scaffold.errors import StackError
 from mlops_scaffold.project import create_project
 from mlops_scaffold.stacks import Stack, builtin_profiles, load_stack
@@ -56,6 +56,10 @@ PYTEST_STACKS: dict[str, tuple[str, tuple[str, ...]]] = {
     # ci=jenkins and vcs=hg (Mercurial) ride along: the generated pytest does not see them
     "startup-trackers": ("startup", ("trackers=wandb,neptune,comet,clearml,tensorboard",
                                      "serving=bentoml", "ci=jenkins", "vcs=hg")),
+    # Triton as the serving application: its tests run its inference function on the
+    # model family's ONNX graph (Triton itself runs in tests/e2e/test_triton_e2e.py, slow);
+    # every other module is the startup run's, skipped as identical
+    "startup-triton": ("startup", ("serving=triton",)),
 }
 # Opt-in (marker `torch`, out of `make test`; `make test-torch`): the generated pytest of a
 # model=torch-mlp project trains the MLP in every stage test, and its environment adds
@@ -69,7 +73,10 @@ ALREADY_TESTED = {"startup": ("startup", ()), "startup-lean": ("startup", ("tuni
                   # services it starts (its Feast test needs FEAST_REDIS and the SQL registry)
                   "enterprise": ("enterprise", ()),
                   # tests/profiles/test_aws.py (slow) runs its pytest with Feast on moto_server
-                  "aws": ("aws", ())}
+                  "aws": ("aws", ()),
+                  # tests/e2e/test_tf_serving_e2e.py (slow) runs make setup and verify, its
+                  # ruff, mypy and its exporter's pytest (TensorFlow in .venv-tf-serving)
+                  "startup-tf-serving": ("startup", ("serving=tf-serving",))}
 
 
 def pairs_of(selection: dict[str, str]) -> set[Pair]:
@@ -102,24 +109,31 @@ def values_of(key: str) -> tuple[Value, ...]:
     return cat.choices(key)
 
 
+@cache
+def _rules_touching(key: str) -> tuple[Rule, ...]:
+    """Every rule of the catalogue that ``key`` owns or is the other side of."""
+    cat = catalogue()
+    return tuple(
+        rule
+        for assigned in cat.all_keys()
+        for owner, other in ((key, assigned), (assigned, key))
+        for rule in cat.rules_between(owner, other)
+    )
+
+
 def _consistent(selection: dict[str, Value], key: str) -> bool:
     """Whether no rule between ``key`` and the keys assigned before it is broken.
 
-    The same test as :func:`broken_rules` (requires: a member among ``any_of``; conflicts:
-    none), applied as soon as both sides of a rule hold a value.
+    The catalogue's own rules (:meth:`Catalogue.rules_between`, what
+    :func:`broken_rules` checks), applied as soon as both sides of a rule hold a value.
     """
-    cat = catalogue()
-    for owner, value in selection.items():
-        for member in members(value):
-            choice = cat.choice(owner, member)
-            for condition, needed in [(c, True) for c in choice.requires] + [
-                (c, False) for c in choice.conflicts
-            ]:
-                if key not in (owner, condition.key) or condition.key not in selection:
-                    continue
-                if bool(set(members(selection[condition.key])) & set(condition.any_of)) != needed:
-                    return False
-    return True
+    return not any(
+        rule.owner in selection
+        and rule.other in selection
+        and rule.value in members(selection[rule.owner])
+        and not rule.holds(selection[rule.other])
+        for rule in _rules_touching(key)
+    )
 
 
 @cache

@@ -36,7 +36,7 @@ from .runner import (
     stop,
     wait_http,
 )
-from .serving_app import compare_scores, offline_scores
+from .serving_app import compare_scores, offline_scores, wrong_value
 
 #: The command-line flags of this module's steps (none; see :class:`.runner.Flag`).
 FLAGS: tuple[Flag, ...] = ()
@@ -254,6 +254,32 @@ def received_spans(log: str) -> list[dict[str, str]]:
     return spans
 
 
+def traced_stages(spans: list[dict[str, str]]) -> list[str]:
+    """The pipeline stages among ``spans`` (of :func:`received_spans`), sorted."""
+    return sorted(
+        s["name"].removeprefix("stage ")
+        for s in spans
+        if s.get("name", "").startswith("stage ") and s.get("service") == "pipeline"
+    )
+
+
+def step_stage_traces(ctx: Context, client: httpx.Client) -> str:
+    """The collector received the pipeline stages' spans (for a server that exports none).
+
+    The ``traces`` step of serving applications other than the FastAPI app: their
+    requests are not traced by this project, the stages still are.
+    """
+    log_path = ctx.logs_dir / "otel-collector.log"
+    spans = received_spans(log_path.read_text(encoding="utf-8", errors="replace"))
+    stages = traced_stages(spans)
+    if not stages and ctx.force:
+        raise StepFailed(f"no stage spans among {len(spans)} received (see {log_path})")
+    return (
+        f"{len(spans)} spans received; stages traced: {', '.join(stages) or 'none'} "
+        "(the serving application exports no spans)"
+    )
+
+
 def step_traces(ctx: Context, client: httpx.Client) -> str:
     """The collector received the request -> feature lookup -> model trace and the stages'."""
     request_id = f"verify-{ctx.values['started_ms']}"
@@ -283,11 +309,7 @@ def step_traces(ctx: Context, client: httpx.Client) -> str:
             r for r in requests
             if {(r["id"], "feature lookup"), (r["id"], "model predict")} <= children
         ]  # fmt: skip
-        stages = sorted(
-            s["name"].removeprefix("stage ")
-            for s in spans
-            if s.get("name", "").startswith("stage ") and s.get("service") == "pipeline"
-        )
+        stages = traced_stages(spans)
         if complete and (stages or not ctx.force):
             request = complete[-1]
             if request.get("service") != "serving":
@@ -444,13 +466,7 @@ def step_bad_payload(ctx: Context, client: httpx.Client) -> str:
     """Invalid input is refused with 422 and a message naming the problem."""
     url = f"{ctx.values['serving_url']}/predict"
     row = {k: v for k, v in ctx.values["snapshots"][0].items() if k != ENTITY_COLUMN}
-    # A wrong type for a feature of the contract: a fraction for an integer, text for
-    # another number, a number for a category.
-    name, dtype = next(
-        ((n, d) for n, d in FEATURE_DTYPES.items() if d.startswith("int")),
-        next(iter(FEATURE_DTYPES.items())),
-    )
-    wrong: object = 1.5 if dtype.startswith("int") else 1 if dtype == "string" else "text"
+    name, wrong = wrong_value()  # a wrong type for a feature of the contract
     cases = {
         f"{name}={wrong!r}": ({"rows": [{**row, name: wrong}]}, name),
         "empty batch": ({"rows": []}, "rows"),

@@ -16,8 +16,10 @@ import time
 from typing import Any
 
 import httpx
+import numpy as np
 
 from ..schema import FEATURE_COLUMNS, FEATURE_DTYPES
+from ..serving import outputs
 from ..serving.mlserver_settings import write
 from .runner import Context, Flag, StepFailed, child_env, free_port, start, wait_http
 from .serving_app import (
@@ -50,16 +52,20 @@ def v2_request(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def churn_probabilities(body: dict[str, Any], count: int) -> list[float]:
-    """P(churn) from a V2 response: ``predict_proba``'s (n, 2) output, positive class last."""
+def served_scores(body: dict[str, Any], count: int) -> list[float]:
+    """The task's scores in a V2 response, flattened like :func:`.serving_app.offline_scores`.
+
+    MLServer's MLflow runtime answers the model's raw output as one tensor: ``predict_proba``
+    (classifiers, ``[n, classes]``) or ``predict`` (regression, ``[n]`` or ``[n, 1]``);
+    :func:`..serving.outputs.model_scores` shapes it for the task.
+    """
     output = body["outputs"][0]
-    data = [float(x) for x in output["data"]]
-    shape = output["shape"]
-    if len(shape) == 2 and shape[0] == count:
-        return data[shape[1] - 1 :: shape[1]]
-    if shape == [count] or shape == [count, 1]:
-        return data
-    raise StepFailed(f"unexpected V2 output shape {shape} for {count} rows")
+    data = np.asarray(output["data"], dtype=np.float64)
+    try:
+        scores = outputs.model_scores(data.reshape(output["shape"]), count)
+    except ValueError as exc:
+        raise StepFailed(f"V2 output shape {output['shape']}: {exc}") from None
+    return [float(s) for s in scores.reshape(-1)]
 
 
 def step_serving(ctx: Context, client: httpx.Client) -> str:
@@ -110,7 +116,7 @@ def step_predict(ctx: Context, client: httpx.Client) -> str:
     body = response.json()
     if str(body.get("model_version")) != ctx.values["champion"]:
         raise StepFailed(f"model_version {body.get('model_version')!r} is not the champion")
-    served = churn_probabilities(body, len(rows))
+    served = served_scores(body, len(rows))
     ctx.values["served"] = served
     return compare_scores(served, offline_scores(ctx, rows), "MLServer V2 scores")
 
@@ -125,7 +131,7 @@ def step_batch(ctx: Context, client: httpx.Client) -> str:
         )
         if response.status_code != 200:
             raise StepFailed(f"HTTP {response.status_code}: {response.text[:300]}")
-        alone.extend(churn_probabilities(response.json(), 1))
+        alone.extend(served_scores(response.json(), 1))
     return compare_scores(alone, ctx.values["served"], "single-row V2 scores")
 
 

@@ -1,0 +1,1 @@
+../../components/serving/tf-serving/files/docker/tf-serving-healthcheck.sh

@@ -1,0 +1,1 @@
+../../../../components/serving/tf-serving/files/src/{{ package_name }}/serving/tf_export.py

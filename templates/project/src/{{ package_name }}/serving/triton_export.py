@@ -1,0 +1,1 @@
+../../../../components/serving/triton/files/src/{{ package_name }}/serving/triton_export.py

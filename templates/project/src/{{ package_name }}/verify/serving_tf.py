@@ -1,0 +1,1 @@
+../../../../components/serving/tf-serving/files/src/{{ package_name }}/verify/serving_tf.py

@@ -1,0 +1,1 @@
+../../../../components/serving/triton/files/src/{{ package_name }}/verify/serving_triton.py

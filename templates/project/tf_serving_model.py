@@ -1,0 +1,1 @@
+../components/serving/tf-serving/files/tf_serving_model.py

@@ -1,0 +1,70 @@
+"""serving=triton end to end: `new --set serving=triton`, `make setup`, `make verify`.
+
+The startup profile with NVIDIA Triton (PyTriton 0.7.0's bundled tritonserver) as the
+serving application: its own `make setup` builds `.venv` and `.venv-triton`, and its
+`make verify` (every Python process under the network audit of test_startup_e2e) must pass:
+the pipeline, the champion, Triton's V2 readiness, predictions equal to the champion's
+offline scores, single rows equal to the batch, malformed requests refused without a stack
+trace, Triton's metrics, the drift report; nothing left running, nothing sent beyond the
+loopback range. Setup and verify times are printed (``pytest -s``).
+
+Cost: `.venv-triton` is linked to a cached environment of requirements-triton.txt made
+from /usr/bin/python3.11 (tests/envs.py: built once per content, then reused), so
+`make setup` installs nothing there; `.venv` is the session's shared startup environment
+(tests/e2e/conftest.py).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import SetUp
+from tests.e2e.test_owndata_e2e import CLI
+from tests.e2e.test_startup_e2e import audited_env, run
+from tests.envs import requirements_env
+
+pytestmark = pytest.mark.slow
+
+SYSTEM_PYTHON = "/usr/bin/python3.11"
+TRITON_STEPS = ("serving ready", "predict v2", "single rows", "bad payload", "metrics")
+
+
+def test_triton_project_sets_up_and_verifies(
+    tmp_path: Path, set_up_with_shared_venv: SetUp
+) -> None:
+    if not Path(SYSTEM_PYTHON).is_file():
+        pytest.skip(f"{SYSTEM_PYTHON} (Debian's python3.11) is missing: PyTriton's stub needs it")
+    project = tmp_path / "srv-triton"
+    run([str(CLI), "new", str(project), "--profile", "startup", "--set", "serving=triton",
+         "--defaults"], tmp_path, 300)
+    triton_env = requirements_env(project / "requirements-triton.txt", prefix="triton",
+                                  python=SYSTEM_PYTHON)
+    (project / ".venv-triton").symlink_to(triton_env, target_is_directory=True)
+    setup_seconds = set_up_with_shared_venv(project)
+    log = tmp_path / "network.jsonl"
+    started = time.monotonic()
+    run(["make", "verify"], project, 2400, env=audited_env(log))
+    verify_seconds = time.monotonic() - started
+    print(f"\ntriton e2e: setup {setup_seconds:.0f} s, verify {verify_seconds:.0f} s")
+
+    report = json.loads((project / "reports" / "verify.json").read_text(encoding="utf-8"))
+    steps = {step["name"]: step for step in report["steps"]}
+    assert report["ok"] is True
+    for name in (*TRITON_STEPS, "champion", "drift report"):
+        assert steps[name]["ok"], steps[name]
+    assert "(Triton, V2)" in str(steps["serving ready"]["detail"])
+    assert "equal the champion's offline scores" in str(steps["predict v2"]["detail"])
+    assert "nv_inference_request_success" in str(steps["metrics"]["detail"])
+    leftover = subprocess.run(["pgrep", "-f", str(project)], capture_output=True, text=True,
+                              check=False)
+    assert leftover.stdout.strip() == "", f"processes left running: {leftover.stdout}"
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    started_argv = [" ".join(entry["argv"]) for entry in entries if entry["call"] == "start"]
+    assert any("triton_server" in argv for argv in started_argv), started_argv
+    outbound = [entry for entry in entries if entry["call"] != "start"]
+    assert outbound == [], json.dumps(outbound, indent=1)[:6000]
