@@ -1,9 +1,10 @@
 """Checks shared by the serving applications' verify steps (any app, any protocol).
 
-An app's step module (``serving_bentoml``, ``serving_mlserver``) starts its server and
-talks its protocol; these helpers hold what every app must prove the same way: the
-champion's scores computed offline here, compared with what the server answered, and
-error answers that are client errors without a stack trace.
+An app's step module (``serving_bentoml``, ``serving_mlserver``, ``serving_triton``)
+starts its server and talks its protocol; these helpers hold what every app must prove the
+same way: the champion's scores computed offline here, compared with what the server
+answered, and error answers that are client errors without a stack trace; and, for the V2
+(Open Inference Protocol) servers, the request of feature rows and the model's readiness.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import httpx
 
 from ..schema import ENTITY_COLUMN, FEATURE_COLUMNS, FEATURE_DTYPES
 from ..serving import outputs
-from .runner import Context, StepFailed
+from .runner import Context, Service, StepFailed, wait_http
 
 TOLERANCE = 1e-9
 """Largest difference allowed between a served and an offline score (as ``core``)."""
@@ -89,3 +90,47 @@ def total(
 ) -> float:
     """The sum of ``name``'s samples whose labels include ``labels``."""
     return sum(v for found, v in samples.get(name, []) if labels.items() <= found.items())
+
+
+def v2_datatype(name: str) -> str:
+    """The V2 tensor datatype of feature ``name``: INT64, FP64, or BYTES for a category."""
+    dtype = FEATURE_DTYPES[name]
+    return "INT64" if dtype.startswith("int") else "BYTES" if dtype == "string" else "FP64"
+
+
+def v2_request(
+    rows: list[dict[str, Any]], trailing: tuple[int, ...] = (), **parameters: str
+) -> dict[str, Any]:
+    """A V2 inference request of feature ``rows``: one input per feature column.
+
+    Each input's shape is ``[len(rows), *trailing]`` (Triton's batched ``[n, 1]``,
+    MLServer's ``[n]``); ``parameters`` (MLServer's ``content_type="pd"``) go with it.
+    """
+    request: dict[str, Any] = {
+        "inputs": [
+            {
+                "name": name,
+                "shape": [len(rows), *trailing],
+                "datatype": v2_datatype(name),
+                "data": [row[name] for row in rows],
+            }
+            for name in FEATURE_COLUMNS
+        ]
+    }
+    if parameters:
+        request["parameters"] = parameters
+    return request
+
+
+def wait_v2_model(
+    ctx: Context, client: httpx.Client, url: str, service: Service, version: str
+) -> list[str]:
+    """Wait until the V2 server at ``url`` and the champion ``version`` are ready.
+
+    Returns the input names the model's metadata declares (each server checks them).
+    """
+    wait_http(client, f"{url}/v2/health/ready", service, timeout=ctx.ready_timeout)
+    model = f"{url}/v2/models/{ctx.settings.model_name}/versions/{version}"
+    wait_http(client, f"{model}/ready", service, timeout=ctx.ready_timeout)
+    metadata = client.get(model).json()
+    return [str(tensor.get("name")) for tensor in metadata.get("inputs", [])]

@@ -18,10 +18,11 @@ from typing import Any
 import httpx
 import numpy as np
 
-from ..schema import FEATURE_COLUMNS, FEATURE_DTYPES
+from ..schema import FEATURE_COLUMNS
 from ..serving import outputs
 from ..serving.mlserver_settings import write
-from .runner import Context, Flag, StepFailed, child_env, free_port, start, wait_http
+from . import serving_app
+from .runner import Context, Flag, StepFailed, child_env, free_port, start
 from .serving_app import (
     compare_scores,
     feature_rows,
@@ -29,6 +30,7 @@ from .serving_app import (
     offline_scores,
     refused,
     total,
+    wait_v2_model,
 )
 
 #: The command-line flags of this module's steps (none; see :class:`.runner.Flag`).
@@ -38,18 +40,7 @@ ENVIRONMENT = ".venv-mlserver"
 
 def v2_request(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """A V2 inference request of feature ``rows``: one input per column, decoded as pandas."""
-    return {
-        "inputs": [
-            {
-                "name": name,
-                "shape": [len(rows)],
-                "datatype": "INT64" if FEATURE_DTYPES[name].startswith("int") else "FP64",
-                "data": [row[name] for row in rows],
-            }
-            for name in FEATURE_COLUMNS
-        ],
-        "parameters": {"content_type": "pd"},
-    }
+    return serving_app.v2_request(rows, content_type="pd")
 
 
 def served_scores(body: dict[str, Any], count: int) -> list[float]:
@@ -86,13 +77,9 @@ def step_serving(ctx: Context, client: httpx.Client) -> str:
     service = start(ctx, "serving", [str(mlserver), "start", str(out)], env)
     url = f"http://127.0.0.1:{http_port}"
     started = time.monotonic()
-    wait_http(client, f"{url}/v2/health/ready", service, timeout=ctx.ready_timeout)
-    model = f"{url}/v2/models/{name}/versions/{version}"
-    wait_http(client, f"{model}/ready", service, timeout=ctx.ready_timeout)
-    metadata = client.get(model).json()
-    inputs = [tensor.get("name") for tensor in metadata.get("inputs", [])]
+    inputs = wait_v2_model(ctx, client, url, service, version)
     if inputs != FEATURE_COLUMNS:
-        raise StepFailed(f"{model} declares inputs {inputs}, expected {FEATURE_COLUMNS}")
+        raise StepFailed(f"{name} v{version} declares inputs {inputs}, expected {FEATURE_COLUMNS}")
     ctx.values["serving_url"] = url
     ctx.values["metrics_url"] = f"http://127.0.0.1:{metrics_port}/metrics"
     return (
@@ -101,19 +88,23 @@ def step_serving(ctx: Context, client: httpx.Client) -> str:
     )
 
 
+def infer(ctx: Context, client: httpx.Client, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """POST ``rows`` to the model's V2 ``infer``; the JSON answer (200 only)."""
+    url = f"{ctx.values['serving_url']}/v2/models/{ctx.settings.model_name}/infer"
+    response = client.post(url, json=v2_request(rows))
+    if response.status_code != 200:
+        raise StepFailed(f"HTTP {response.status_code}: {response.text[:300]}")
+    body: dict[str, Any] = response.json()
+    return body
+
+
 def step_predict(ctx: Context, client: httpx.Client) -> str:
     """V2 inference of the snapshot rows equals the champion's scores computed offline."""
     from .core import N_CUSTOMERS, newest_snapshots
 
     ctx.values["snapshots"] = newest_snapshots(ctx, N_CUSTOMERS)
     rows = feature_rows(ctx)
-    name = ctx.settings.model_name
-    response = client.post(
-        f"{ctx.values['serving_url']}/v2/models/{name}/infer", json=v2_request(rows)
-    )
-    if response.status_code != 200:
-        raise StepFailed(f"HTTP {response.status_code}: {response.text[:300]}")
-    body = response.json()
+    body = infer(ctx, client, rows)
     if str(body.get("model_version")) != ctx.values["champion"]:
         raise StepFailed(f"model_version {body.get('model_version')!r} is not the champion")
     served = served_scores(body, len(rows))
@@ -123,15 +114,9 @@ def step_predict(ctx: Context, client: httpx.Client) -> str:
 
 def step_batch(ctx: Context, client: httpx.Client) -> str:
     """Each row scored alone gives the score it got in the batch (no cross-row effects)."""
-    name = ctx.settings.model_name
     alone = []
     for row in feature_rows(ctx):
-        response = client.post(
-            f"{ctx.values['serving_url']}/v2/models/{name}/infer", json=v2_request([row])
-        )
-        if response.status_code != 200:
-            raise StepFailed(f"HTTP {response.status_code}: {response.text[:300]}")
-        alone.extend(served_scores(response.json(), 1))
+        alone.extend(served_scores(infer(ctx, client, [row]), 1))
     return compare_scores(alone, ctx.values["served"], "single-row V2 scores")
 
 

@@ -22,10 +22,11 @@ from typing import Any
 
 import httpx
 
-from ..schema import FEATURE_COLUMNS, FEATURE_DTYPES, LABEL_CLASSES
+from ..schema import FEATURE_COLUMNS, LABEL_CLASSES
 from ..serving import outputs, triton_server
 from ..serving.triton_export import export
-from .runner import Context, Flag, StepFailed, child_env, free_port, start, wait_http
+from . import serving_app
+from .runner import Context, Flag, StepFailed, child_env, free_port, start
 from .serving_app import (
     compare_scores,
     feature_rows,
@@ -33,6 +34,7 @@ from .serving_app import (
     offline_scores,
     refused,
     total,
+    wait_v2_model,
 )
 
 #: The command-line flags of this module's steps (none; see :class:`.runner.Flag`).
@@ -42,17 +44,7 @@ ENVIRONMENT = ".venv-triton"
 
 def v2_request(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """A V2 inference request of feature ``rows``: one ``[n, 1]`` input per column."""
-    return {
-        "inputs": [
-            {
-                "name": name,
-                "shape": [len(rows), 1],
-                "datatype": "INT64" if FEATURE_DTYPES[name].startswith("int") else "FP64",
-                "data": [row[name] for row in rows],
-            }
-            for name in FEATURE_COLUMNS
-        ]
-    }
+    return serving_app.v2_request(rows, (1,))
 
 
 def response_rows(body: dict[str, Any], count: int) -> list[dict[str, Any]]:
@@ -108,13 +100,9 @@ def step_serving(ctx: Context, client: httpx.Client) -> str:
     service = start(ctx, "serving", command, env)
     url = f"http://127.0.0.1:{http_port}"
     started = time.monotonic()
-    wait_http(client, f"{url}/v2/health/ready", service, timeout=ctx.ready_timeout)
-    model = f"{url}/v2/models/{name}/versions/{version}"
-    wait_http(client, f"{model}/ready", service, timeout=ctx.ready_timeout)
-    metadata = client.get(model).json()
-    inputs = [tensor.get("name") for tensor in metadata.get("inputs", [])]
+    inputs = wait_v2_model(ctx, client, url, service, version)
     if sorted(inputs) != sorted(FEATURE_COLUMNS):
-        raise StepFailed(f"{model} declares inputs {inputs}, expected {FEATURE_COLUMNS}")
+        raise StepFailed(f"{name} v{version} declares inputs {inputs}, expected {FEATURE_COLUMNS}")
     ctx.values["serving_url"] = url
     ctx.values["metrics_url"] = f"http://127.0.0.1:{metrics_port}/metrics"
     return (
