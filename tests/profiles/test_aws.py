@@ -118,6 +118,45 @@ def test_synth_is_clean_for_cfn_lint_and_checkov(
                 assert actions == ["ecr:GetAuthorizationToken"], (name, actions)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["canary", "shadow"])
+def test_rollout_settings_add_the_challenger_variant(
+    project: Path, synthesized: tuple[Path, Path], tmp_path: Path, mode: str
+) -> None:
+    """SERVING_ROLLOUT / SERVING_CANARY_PERCENT (the app's settings) shape the endpoint."""
+    python, _ = synthesized
+    out_dir = tmp_path / "cdk.out"
+    result = subprocess.run(
+        [str(python), "app.py"], cwd=project / "infra", capture_output=True, text=True,
+        timeout=300, check=False,
+        env={**os.environ, **JSII_ENV, "CDK_OUTDIR": str(out_dir),
+             "SERVING_ROLLOUT": mode, "SERVING_CANARY_PERCENT": "25"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    linted = lint(python, out_dir, project / "infra" / "lint.py")
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+    resources = template(out_dir, "serving")["Resources"]
+    (config,) = [r["Properties"] for r in resources.values()
+                 if r["Type"] == "AWS::SageMaker::EndpointConfig"]  # fmt: skip
+    models = {name: r["Properties"]["PrimaryContainer"]["Environment"]
+              for name, r in resources.items() if r["Type"] == "AWS::SageMaker::Model"}  # fmt: skip
+
+    def variants(key: str) -> dict[str, tuple[float, str]]:
+        return {v["VariantName"]: (v["InitialVariantWeight"], v["ModelName"]["Fn::GetAtt"][0])
+                for v in config.get(key, [])}  # fmt: skip
+
+    production, shadow = variants("ProductionVariants"), variants("ShadowProductionVariants")
+    if mode == "canary":
+        assert production == {"champion": (75, "ServingModel"),
+                              "challenger": (25, "ChallengerModel")}
+        assert shadow == {}
+    else:
+        assert production == {"champion": (1, "ServingModel")}
+        assert shadow == {"challenger": (1, "ChallengerModel")}
+    assert models["ChallengerModel"]["SERVING_MODEL_ALIAS"] == "challenger"
+    assert "SERVING_MODEL_ALIAS" not in models["ServingModel"]
+
+
 def broken_copy(out_dir: Path, target: Path, mutate: Any) -> Path:
     shutil.copytree(out_dir, target)
     (path,) = target.glob("*-base.template.json")

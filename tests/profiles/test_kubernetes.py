@@ -8,7 +8,9 @@ validator is also shown to fail on a deliberately broken manifest.
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -74,7 +76,8 @@ def test_serving_choice_selects_its_resources(projects: dict[str, Path]) -> None
         schemas = {p.name for p in (base.parent / "schemas").glob("*.json")}
         crds = {"kserve": {"inferenceservice-serving.kserve.io-v1beta1.json"},
                 "seldon": {"model-mlops.seldon.io-v1alpha1.json",
-                           "server-mlops.seldon.io-v1alpha1.json"},
+                           "server-mlops.seldon.io-v1alpha1.json",
+                           "experiment-mlops.seldon.io-v1alpha1.json"},
                 "deployment": set()}[serving]
         assert schemas == crds, serving
         # The FastAPI app ships in every variant: it is the image the cluster runs, and
@@ -120,6 +123,41 @@ def test_k8s_validate_passes(projects: dict[str, Path], serving: str) -> None:
         crd_kind = {"kserve": "InferenceService", "seldon": "Model",
                     "deployment": "HorizontalPodAutoscaler"}[serving]
         assert crd_kind in kinds
+    # The challenger rollout overlays (rollout.env: SERVING_CANARY_PERCENT=10) validate too.
+    canary, shadow = (
+        [doc for doc in yaml.safe_load_all(
+            (projects[serving] / "build" / "k8s" / f"{mode}.yaml").read_text()) if doc]
+        for mode in ("canary", "shadow")
+    )
+    if serving == "kserve":
+        (service,) = [doc for doc in canary if doc["kind"] == "InferenceService"]
+        predictor = service["spec"]["predictor"]
+        assert predictor["canaryTrafficPercent"] == 10
+        assert (projects[serving] / "build" / "k8s" / "serverless.yaml").is_file()
+    elif serving == "seldon":
+        experiments = [doc["spec"] for doc in canary + shadow if doc["kind"] == "Experiment"]
+        assert experiments[0]["candidates"][1] == {"name": "churn-model-challenger", "weight": 10}
+        assert experiments[1]["mirror"] == {"name": "churn-model-challenger", "percent": 100}
+    else:
+        rollouts = [doc["data"]["SERVING_ROLLOUT"] for doc in canary + shadow
+                    if doc["metadata"]["name"] == "serving-config"]
+        assert rollouts == ["canary", "shadow"]
+
+
+@pytest.mark.render
+@pytest.mark.parametrize("serving", SERVING)
+def test_generated_rollout_tests_pass(projects: dict[str, Path], serving: str,
+                                      tmp_path: Path) -> None:
+    """tests/test_k8s_rollout.py renders the overlays with another percentage (kubectl)."""
+    venv = requirements_env(projects[serving] / "deploy" / "k8s" / "requirements.txt")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-rA", "--noconftest", "-p", "no:cacheprovider",
+         f"--basetemp={tmp_path / 'tmp'}", "tests/test_k8s_rollout.py"],
+        cwd=projects[serving], capture_output=True, text=True, check=False, timeout=300,
+        env={**os.environ, "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PASSED" in result.stdout and "SKIPPED" not in result.stdout
 
 
 def broken(tmp_path: Path, name: str, text: str) -> Path:

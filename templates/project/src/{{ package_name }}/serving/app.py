@@ -40,6 +40,8 @@ Rollout (:mod:`.rollout`): with ``SERVING_ROLLOUT=canary`` a share of ``/predict
 requests (``SERVING_CANARY_PERCENT``, by request id) is answered by the registry's
 ``challenger``; with ``shadow`` the challenger scores every ``/predict`` request beside the
 champion, which answers, and both are logged (JSON lines) for ``make ab-report``.
+``SERVING_MODEL_ALIAS=challenger`` serves the challenger alone, in a replica of its own,
+where the platform splits the traffic (KServe canary revision, SageMaker variant).
 
 The model is loaded once, at startup, by a background thread started from the
 lifespan handler: ``/health`` answers at once, ``/ready`` turns 200 when loading and the
@@ -73,7 +75,7 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from .. import telemetry
-from ..config import MODEL_ALIAS, Settings, load_settings
+from ..config import Settings, load_settings
 from ..schema import ENTITY_COLUMN, FEATURE_COLUMNS, FEATURE_DTYPES
 from .auth import api_key_dependencies, configured_key
 from .context import RequestContextMiddleware
@@ -320,7 +322,7 @@ def create_app(
 ) -> FastAPI:
     """Build the API.
 
-    ``model_loader`` defaults to the MLflow registry's ``champion`` of
+    ``model_loader`` defaults to the MLflow registry's ``champion`` (``SERVING_MODEL_ALIAS``) of
     ``settings.model_name``; ``feature_lookup`` to the project's Feast online store.
     ``monitor_report`` (default ``reports/monitor.json``) feeds the drift gauges;
     ``threshold`` (default ``CHURN_THRESHOLD`` or 0.5) turns probabilities into labels.
@@ -340,7 +342,8 @@ def create_app(
     """
     if settings is None:
         settings = load_settings()
-    loader = model_loader or mlflow_model_loader(settings)
+    plan = rollout or Rollout.from_env(settings.paths.root)
+    loader = model_loader or mlflow_model_loader(settings, alias=plan.alias)
     lookup = feature_lookup or FeastFeatureLookup(settings)
     cutoff = (
         threshold if threshold is not None else _env_float("CHURN_THRESHOLD", DEFAULT_THRESHOLD)
@@ -368,7 +371,6 @@ def create_app(
             f" got {open_mode!r}"
         )
     key = api_key if api_key is not None else configured_key()
-    plan = rollout or Rollout.from_env(settings.paths.root)
     challenger_load = (
         (challenger_loader or mlflow_model_loader(settings, alias=CHALLENGER_ALIAS))
         if plan.active
@@ -467,7 +469,7 @@ def create_app(
             "runtime": model.runtime if model else None,
             "model_name": model.name if model else _configured_model_name(settings),
             "model_version": model.version if model else None,
-            "model_alias": model.alias if model else MODEL_ALIAS,
+            "model_alias": model.alias if model else plan.alias,
             "feature_store": state.feature_store,
             "detail": state.model_error if model is None else state.feature_store_error,
         }

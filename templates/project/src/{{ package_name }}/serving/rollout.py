@@ -20,6 +20,12 @@
 
 Until the challenger is loaded (or when there is none), the champion answers every
 request and ``/ready`` stays 200 on the champion alone.
+
+Where the platform splits traffic itself (a KServe canary revision, a SageMaker
+challenger production variant) the challenger runs in replicas of its own:
+``SERVING_MODEL_ALIAS=challenger`` makes a replica load and serve only the registry's
+``challenger`` (default ``champion``); such a replica runs no rollout of its own
+(``SERVING_ROLLOUT`` must be ``none``), the platform holds the split.
 """
 
 from __future__ import annotations
@@ -38,11 +44,13 @@ from typing import Any
 
 import numpy as np
 
+from ..config import MODEL_ALIAS
 from ..schema import TASK
 from .outputs import USES_THRESHOLD, model_scores, row_labels
 
 ROLLOUT_MODES = ("none", "canary", "shadow")
 CHALLENGER_ALIAS = "challenger"
+SERVED_ALIASES = (MODEL_ALIAS, CHALLENGER_ALIAS)
 DEFAULT_CANARY_PERCENT = 10.0
 DEFAULT_SHADOW_LOG = Path("logs") / "shadow.jsonl"
 BUCKETS = 10_000
@@ -51,15 +59,18 @@ BUCKETS = 10_000
 
 @dataclass(frozen=True)
 class Rollout:
-    """The rollout mode, the canary share (percent) and the shadow log's path."""
+    """The rollout mode, the canary share (percent), the shadow log's path and the alias
+    this replica serves (``challenger``: a platform-split challenger replica)."""
 
     mode: str = "none"
     canary_percent: float = DEFAULT_CANARY_PERCENT
     shadow_log: Path = DEFAULT_SHADOW_LOG
+    alias: str = MODEL_ALIAS
 
     @classmethod
     def from_env(cls, root: Path) -> Rollout:
-        """``SERVING_ROLLOUT``, ``SERVING_CANARY_PERCENT``, ``SERVING_SHADOW_LOG`` (checked)."""
+        """``SERVING_ROLLOUT``, ``SERVING_CANARY_PERCENT``, ``SERVING_SHADOW_LOG`` and
+        ``SERVING_MODEL_ALIAS`` (checked)."""
         mode = os.environ.get("SERVING_ROLLOUT") or "none"
         if mode not in ROLLOUT_MODES:
             raise ValueError(
@@ -72,8 +83,18 @@ class Rollout:
             percent = -1.0
         if not 0.0 <= percent <= 100.0:
             raise ValueError(f"SERVING_CANARY_PERCENT must be a number from 0 to 100; got {raw!r}")
+        alias = os.environ.get("SERVING_MODEL_ALIAS") or MODEL_ALIAS
+        if alias not in SERVED_ALIASES:
+            raise ValueError(
+                f"SERVING_MODEL_ALIAS must be one of {', '.join(SERVED_ALIASES)}; got {alias!r}"
+            )
+        if alias != MODEL_ALIAS and mode != "none":
+            raise ValueError(
+                f"SERVING_MODEL_ALIAS={alias} serves the challenger alone (the platform splits"
+                f" the traffic): SERVING_ROLLOUT must be none, got {mode!r}"
+            )
         log = Path(os.environ.get("SERVING_SHADOW_LOG") or DEFAULT_SHADOW_LOG)
-        return cls(mode, percent, log if log.is_absolute() else root / log)
+        return cls(mode, percent, log if log.is_absolute() else root / log, alias)
 
     @property
     def active(self) -> bool:

@@ -36,6 +36,9 @@ What they create, and why:
 * **SageMaker real-time endpoint** serving the project's own image (model + endpoint
   config + endpoint). The image answers SageMaker's container contract (``GET /ping``,
   ``POST /invocations`` on 8080, started with the ``serve`` argument).
+  ``SERVING_ROLLOUT=canary|shadow`` (the serving app's settings) adds the registry's
+  ``challenger`` as a second variant, weighted by ``SERVING_CANARY_PERCENT`` or as a
+  shadow variant (:meth:`ServingStack._variants`).
 * **Model package group** mirroring the MLflow ``champion`` in SageMaker's registry.
 * **IAM roles** with least privilege: every statement names its resources (the only
   ``*`` resource is ``ecr:GetAuthorizationToken``, which AWS does not scope). The
@@ -62,6 +65,8 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 VARIANT = "champion"
+CHALLENGER = "challenger"
+ROLLOUT_MODES = ("none", "canary", "shadow")
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,21 @@ class StackConfig:
     feature_view: str
     """The Feast feature view (the data contract's ``FEATURE_VIEW``): its DynamoDB table."""
     alarm_latency_p99_ms: int
+    rollout: str = "none"
+    """The serving app's ``SERVING_ROLLOUT``: ``canary`` or ``shadow`` adds the registry's
+    ``challenger`` as a second variant of the endpoint (see :meth:`ServingStack._variants`)."""
+    canary_percent: float = 10.0
+    """``SERVING_CANARY_PERCENT``: the challenger's share of the traffic with ``canary``."""
+
+    def __post_init__(self) -> None:
+        if self.rollout not in ROLLOUT_MODES:
+            raise ValueError(
+                f"SERVING_ROLLOUT must be one of {', '.join(ROLLOUT_MODES)}; got {self.rollout!r}"
+            )
+        if not 0.0 <= self.canary_percent <= 100.0:
+            raise ValueError(
+                f"SERVING_CANARY_PERCENT must be from 0 to 100; got {self.canary_percent!r}"
+            )
 
 
 def skip_checkov(resource: cdk.CfnResource, check_id: str, comment: str) -> None:
@@ -268,10 +288,11 @@ class ServingStack(cdk.Stack):
 
     # ---- serving ------------------------------------------------------------------------
 
-    def _endpoint(self) -> sagemaker.CfnEndpoint:
+    def _model(self, construct_id: str, alias_env: dict[str, str]) -> sagemaker.CfnModel:
+        """The serving image as a SageMaker model; ``alias_env`` picks the registry alias."""
         config, base = self.config, self.base
         model = sagemaker.CfnModel(
-            self, "ServingModel",
+            self, construct_id,
             execution_role_arn=base.endpoint_role.role_arn,
             primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
                 image=base.repository.repository_uri_for_tag(config.image_tag),
@@ -284,25 +305,62 @@ class ServingStack(cdk.Stack):
                     "AWS_REGION": self.region,
                     "AWS_DEFAULT_REGION": self.region,  # what boto3 and pyarrow read
                     "LOG_LEVEL": "info",
+                    **alias_env,
                 },
             ),
         )  # fmt: skip
         skip_checkov(model, "CKV_AWS_370",
-                     "the container loads the champion from the MLflow tracking server and "
+                     "the container loads its model from the MLflow tracking server and "
                      "reads DynamoDB; network isolation would cut both off")
+        return model
+
+    def _variant(
+        self, name: str, model: sagemaker.CfnModel, weight: float
+    ) -> sagemaker.CfnEndpointConfig.ProductionVariantProperty:
+        return sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+            variant_name=name,
+            model_name=model.attr_model_name,
+            instance_type=self.config.instance_type,
+            initial_instance_count=1,
+            initial_variant_weight=weight,
+            container_startup_health_check_timeout_in_seconds=600,
+        )  # fmt: skip
+
+    def _variants(self) -> dict[str, list[sagemaker.CfnEndpointConfig.ProductionVariantProperty]]:
+        """The endpoint config's variants for the rollout (the serving app's settings).
+
+        ``none``: the champion alone. ``canary``: SageMaker splits natively, the champion
+        and the challenger variants weighted 100 - SERVING_CANARY_PERCENT and
+        SERVING_CANARY_PERCENT (weights are relative). ``shadow``: the challenger is a
+        shadow variant, sent a copy of every request (its weight equals the champion's:
+        100 %), its answers never returned; the per-variant CloudWatch metrics compare
+        them. The challenger's container serves the registry's ``challenger`` alias
+        (``SERVING_MODEL_ALIAS``), the champion's the ``champion``.
+        """
+        config = self.config
+        champion = self._model("ServingModel", {})
+        if config.rollout == "none":
+            return {"production_variants": [self._variant(VARIANT, champion, 1.0)]}
+        challenger = self._model("ChallengerModel", {"SERVING_MODEL_ALIAS": CHALLENGER})
+        if config.rollout == "shadow":
+            return {
+                "production_variants": [self._variant(VARIANT, champion, 1.0)],
+                "shadow_production_variants": [self._variant(CHALLENGER, challenger, 1.0)],
+            }
+        share = config.canary_percent
+        return {
+            "production_variants": [
+                self._variant(VARIANT, champion, 100.0 - share),
+                self._variant(CHALLENGER, challenger, share),
+            ]
+        }
+
+    def _endpoint(self) -> sagemaker.CfnEndpoint:
+        config, base = self.config, self.base
         endpoint_config = sagemaker.CfnEndpointConfig(
             self, "EndpointConfig",
             kms_key_id=base.key.key_arn,
-            production_variants=[
-                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
-                    variant_name=VARIANT,
-                    model_name=model.attr_model_name,
-                    instance_type=config.instance_type,
-                    initial_instance_count=1,
-                    initial_variant_weight=1.0,
-                    container_startup_health_check_timeout_in_seconds=600,
-                )
-            ],
+            **self._variants(),
         )  # fmt: skip
         endpoint = sagemaker.CfnEndpoint(
             self, "Endpoint",
