@@ -46,6 +46,9 @@ INVALID = 422
 UNAVAILABLE = 503
 """The status of an id request whose Feast lookup failed (as the FastAPI app's)."""
 UNKNOWN_ID = f"unknown {ENTITY_COLUMN}"
+ID_FIELD = "customer_id"
+"""The API's name for a prediction's id (``schemas.Prediction``), whatever the entity
+column of the data contract is called."""
 LOG = logging.getLogger(__name__)
 
 FeatureLookup = Callable[[list[int]], Any]
@@ -108,9 +111,9 @@ class Scorer:
             raise Refused(f"feature store lookup failed: {first[:200]}", UNAVAILABLE) from None
         scored = iter(self.score(frame[FEATURE_COLUMNS][complete].to_numpy(dtype=np.float64)))
         return [
-            {ENTITY_COLUMN: customer_id, **next(scored)}
+            {ID_FIELD: customer_id, **next(scored)}
             if known
-            else {ENTITY_COLUMN: customer_id, **outputs.failed(), "error": UNKNOWN_ID}
+            else {ID_FIELD: customer_id, **outputs.failed(), "error": UNKNOWN_ID}
             for customer_id, known in zip(customer_ids, complete.tolist(), strict=True)
         ]
 
