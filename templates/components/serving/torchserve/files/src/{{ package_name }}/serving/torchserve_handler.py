@@ -160,7 +160,7 @@ def request_body(item: Any) -> Any:
 def respond(
     scorer: Scorer, data: list[Any], set_status: Callable[[int, str, int], None]
 ) -> list[Any]:
-    """One answer per request of ``data``; refused ones get :data:`INVALID` via ``set_status``."""
+    """One answer per request of ``data``; a refused one gets its status via ``set_status``."""
     answers: list[Any] = []
     for index, item in enumerate(data):
         try:

@@ -44,6 +44,12 @@ ENVIRONMENT = ".venv-torchserve"
 PORTS = tuple(torchserve_server.PORT_DEFAULTS)
 
 
+def worker_states(client: httpx.Client, url: str) -> list[str]:
+    """The states of the workers that TorchServe's management API lists at ``url``."""
+    described = client.get(url).json()
+    return [str(w.get("status")) for entry in described for w in entry.get("workers", [])]
+
+
 def step_serving(ctx: Context, client: httpx.Client) -> str:
     """Export and archive the champion, start TorchServe on 127.0.0.1, wait for its worker."""
     python = own_python(ctx, ENVIRONMENT)
@@ -60,13 +66,12 @@ def step_serving(ctx: Context, client: httpx.Client) -> str:
     management = f"http://127.0.0.1:{ports['management_port']}"
     started = time.monotonic()
     wait_http(client, f"{url}/ping", service, timeout=ctx.ready_timeout)
-    described = wait_http(client, f"{management}/models/{name}/{version}", service,
-                          timeout=ctx.ready_timeout).json()  # fmt: skip
-    workers = [w.get("status") for entry in described for w in entry.get("workers", [])]
+    described = f"{management}/models/{name}/{version}"
+    wait_http(client, described, service, timeout=ctx.ready_timeout)
+    workers = worker_states(client, described)
     while "READY" not in workers and time.monotonic() - started < ctx.ready_timeout:
         time.sleep(0.5)
-        described = client.get(f"{management}/models/{name}/{version}").json()
-        workers = [w.get("status") for entry in described for w in entry.get("workers", [])]
+        workers = worker_states(client, described)
     if "READY" not in workers:
         raise StepFailed(f"{name} v{version} has no READY worker: {workers}")
     ctx.values["serving_url"] = url
