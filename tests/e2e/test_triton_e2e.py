@@ -16,16 +16,13 @@ from /usr/bin/python3.11 (tests/envs.py: built once per content, then reused), s
 
 from __future__ import annotations
 
-import json
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import SetUp
+from tests.e2e.conftest import SetUp, verify_audited
 from tests.e2e.test_owndata_e2e import CLI
-from tests.e2e.test_startup_e2e import audited_env, run
+from tests.e2e.test_startup_e2e import run
 from tests.envs import requirements_env
 
 pytestmark = pytest.mark.slow
@@ -46,25 +43,8 @@ def test_triton_project_sets_up_and_verifies(
                                   python=SYSTEM_PYTHON)
     (project / ".venv-triton").symlink_to(triton_env, target_is_directory=True)
     setup_seconds = set_up_with_shared_venv(project)
-    log = tmp_path / "network.jsonl"
-    started = time.monotonic()
-    run(["make", "verify"], project, 2400, env=audited_env(log))
-    verify_seconds = time.monotonic() - started
+    steps, verify_seconds = verify_audited(project, tmp_path, "triton_server", TRITON_STEPS)
     print(f"\ntriton e2e: setup {setup_seconds:.0f} s, verify {verify_seconds:.0f} s")
-
-    report = json.loads((project / "reports" / "verify.json").read_text(encoding="utf-8"))
-    steps = {step["name"]: step for step in report["steps"]}
-    assert report["ok"] is True
-    for name in (*TRITON_STEPS, "champion", "drift report"):
-        assert steps[name]["ok"], steps[name]
     assert "(Triton, V2)" in str(steps["serving ready"]["detail"])
     assert "equal the champion's offline scores" in str(steps["predict v2"]["detail"])
     assert "nv_inference_request_success" in str(steps["metrics"]["detail"])
-    leftover = subprocess.run(["pgrep", "-f", str(project)], capture_output=True, text=True,
-                              check=False)
-    assert leftover.stdout.strip() == "", f"processes left running: {leftover.stdout}"
-    entries = [json.loads(line) for line in log.read_text().splitlines()]
-    started_argv = [" ".join(entry["argv"]) for entry in entries if entry["call"] == "start"]
-    assert any("triton_server" in argv for argv in started_argv), started_argv
-    outbound = [entry for entry in entries if entry["call"] != "start"]
-    assert outbound == [], json.dumps(outbound, indent=1)[:6000]

@@ -60,6 +60,10 @@ PYTEST_STACKS: dict[str, tuple[str, tuple[str, ...]]] = {
     # model family's ONNX graph (Triton itself runs in tests/e2e/test_triton_e2e.py, slow);
     # every other module is the startup run's, skipped as identical
     "startup-triton": ("startup", ("serving=triton",)),
+    # TorchServe as the serving application: its tests run the handler on the model
+    # family's ONNX graph without Java or torch (TorchServe itself runs in
+    # tests/e2e/test_torchserve_e2e.py, marker torch); other modules are the startup run's
+    "startup-torchserve": ("startup", ("serving=torchserve",)),
 }
 # Opt-in (marker `torch`, out of `make test`; `make test-torch`): the generated pytest of a
 # model=torch-mlp project trains the MLP in every stage test, and its environment adds

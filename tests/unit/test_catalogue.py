@@ -111,6 +111,11 @@ REFUSED = [
     (["serving=triton", "tracking_backend=postgresql"], "serving=triton conflicts with "
      "tracking_backend=postgresql (the enterprise verify steps (API key, MLflow auth) drive "
      "the FastAPI app); set tracking_backend=sqlite"),
+    (["serving=torchserve", "deploy=kubernetes", "serving_platform=kserve"],
+     "serving=torchserve requires serving_platform=compose (have serving_platform=kserve: "),
+    (["serving=torchserve", "tracking_backend=postgresql"], "serving=torchserve conflicts with "
+     "tracking_backend=postgresql (the enterprise verify steps (API key, MLflow auth) drive "
+     "the FastAPI app); set tracking_backend=sqlite"),
     (["online_store=redis"], "online_store=redis requires tracking_backend=postgresql"),
     (["serving_platform=sagemaker", "deploy=aws-cdk"],
      "deploy=aws-cdk requires artifact_store=s3 (have artifact_store=local"),

@@ -110,7 +110,8 @@ def test_unknown_slot_value_in_file_names_file_key_and_allowed(tmp_path: Path) -
         load_stack(stack_file=path)
     assert str(path) in caught.value.message
     assert "slots.serving" in caught.value.message
-    assert "allows bentoml, fastapi, mlserver, tf-serving" in caught.value.message
+    allowed = "allows bentoml, fastapi, mlserver, tf-serving, torchserve, triton"
+    assert allowed in caught.value.message
 
 
 def test_unknown_keys_are_rejected_with_allowed_keys(tmp_path: Path) -> None:

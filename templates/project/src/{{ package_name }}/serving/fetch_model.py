@@ -30,17 +30,20 @@ import logging
 import pickle  # nosec B403 - only the champion this project's pipeline logged
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..config import MODEL_ALIAS
+from ..config import MODEL_ALIAS, load_settings
 from ..schema import FEATURE_COLUMNS, FEATURE_DTYPES, TASK
 from .model import ONNX_INPUT, ONNX_OUTPUT, RUNTIMES, onnx_predict_proba
 
 PICKLE_NAME = "model.pkl"
 ONNX_NAME = "model.onnx"
+IDENTITY_NAME = "model.json"
+"""Beside ``model.onnx`` for a server without MLflow (:func:`export_onnx`): name, version."""
 AGREEMENT_TOLERANCE = 1e-9
 """Largest |ONNX - sklearn| score accepted on the sample rows (float64: ~1e-15), relative
 to the score's size for predicted values (regression)."""
@@ -232,6 +235,60 @@ def fetch_champion(
         "runtime": used,
         "fallback": fallback,
     }
+
+
+class NotConvertible(Exception):
+    """The champion cannot be served as ONNX; the message says why (one line)."""
+
+
+def export_onnx(
+    tracking_uri: str, model_name: str, out: Path, server: str, alias: str = MODEL_ALIAS
+) -> dict[str, str]:
+    """Write ``alias`` of ``model_name`` as ``out/model.onnx`` + ``out/model.json``.
+
+    For a serving application whose environment has ONNX Runtime but neither MLflow nor
+    scikit-learn (``server`` names it in the refusal): a champion that does not convert
+    to ONNX, or disagrees with sklearn, raises :class:`NotConvertible` with the reason.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    fetched = fetch_champion(tracking_uri, model_name, out, "onnx", alias)
+    if fetched["runtime"] != "onnx":
+        (out / PICKLE_NAME).unlink(missing_ok=True)
+        raise NotConvertible(
+            f"{model_name} v{fetched['version']} does not convert to ONNX"
+            f" ({fetched['fallback']}); {server} serves ONNX graphs only"
+        )
+    written = {
+        "name": model_name,
+        "version": str(fetched["version"]),
+        "run_id": str(fetched["run_id"]),
+        "path": str(out / ONNX_NAME),
+    }
+    (out / IDENTITY_NAME).write_text(json.dumps(written, indent=2) + "\n", encoding="utf-8")
+    return written
+
+
+def export_main(
+    argv: list[str] | None,
+    default_out: Path,
+    doc: str | None,
+    writer: Callable[[str, str, Path, str], dict[str, str]],
+) -> None:
+    """The command line of a server's export module: ``writer`` (a wrapper of
+    :func:`export_onnx`) on the configured model's champion; prints what it wrote."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0] if doc else None)
+    parser.add_argument("--out", type=Path, default=default_out)
+    parser.add_argument("--tracking-uri", default=None, help="default: the project's settings")
+    parser.add_argument("--alias", default=MODEL_ALIAS)
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    uri = args.tracking_uri or settings.tracking_uri
+    try:
+        written = writer(uri, settings.model_name, args.out, args.alias)
+    except NotConvertible as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    print(json.dumps(written), flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -414,12 +414,18 @@ def _check_predictions(
     return predictions
 
 
+def predict_url(ctx: Context) -> str:
+    """Where the ``/predict`` contract is served: the FastAPI app's ``/predict``, or the URL
+    a serving application's ready step put in ``ctx.values["predict_url"]``."""
+    return str(ctx.values.get("predict_url") or f"{ctx.values['serving_url']}/predict")
+
+
 def step_predict_ids(ctx: Context, client: httpx.Client) -> str:
     """Score known customers by id (Feast online store) plus one unknown id."""
     snapshots = newest_snapshots(ctx, N_CUSTOMERS)
     ctx.values["snapshots"] = snapshots
     ids = [row[ENTITY_COLUMN] for row in snapshots] + [ctx.values["unknown_id"]]
-    response = client.post(f"{ctx.values['serving_url']}/predict", json={"customer_ids": ids})
+    response = client.post(predict_url(ctx), json={"customer_ids": ids})
     predictions = _check_predictions(ctx, response, len(ids))
     if [p.get("customer_id") for p in predictions] != ids:
         raise StepFailed("customer ids not echoed in request order")
@@ -440,7 +446,7 @@ def step_predict_ids(ctx: Context, client: httpx.Client) -> str:
 def step_predict_rows(ctx: Context, client: httpx.Client) -> str:
     """Score the same customers' newest offline rows; must match the by-id scores."""
     rows = [{k: v for k, v in row.items() if k != ENTITY_COLUMN} for row in ctx.values["snapshots"]]
-    response = client.post(f"{ctx.values['serving_url']}/predict", json={"rows": rows})
+    response = client.post(predict_url(ctx), json={"rows": rows})
     predictions = _check_predictions(ctx, response, len(rows))
     by_row = [outputs.row_scores(p) for p in predictions]
     worst = max(
@@ -464,7 +470,7 @@ def step_predict_rows(ctx: Context, client: httpx.Client) -> str:
 
 def step_bad_payload(ctx: Context, client: httpx.Client) -> str:
     """Invalid input is refused with 422 and a message naming the problem."""
-    url = f"{ctx.values['serving_url']}/predict"
+    url = predict_url(ctx)
     row = {k: v for k, v in ctx.values["snapshots"][0].items() if k != ENTITY_COLUMN}
     name, wrong = wrong_value()  # a wrong type for a feature of the contract
     cases = {

@@ -9,16 +9,47 @@ answered, and error answers that are client errors without a stack trace; and, f
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from ..schema import ENTITY_COLUMN, FEATURE_COLUMNS, FEATURE_DTYPES
 from ..serving import outputs
-from .runner import Context, Service, StepFailed, wait_http
+from .runner import Context, Service, StepFailed, child_env, wait_http
 
 TOLERANCE = 1e-9
 """Largest difference allowed between a served and an offline score (as ``core``)."""
+
+
+def own_python(ctx: Context, environment: str) -> Path:
+    """The interpreter of a serving application's own environment (``make setup`` builds it)."""
+    python = ctx.root / environment / "bin" / "python"
+    if not python.is_file():
+        raise StepFailed(f"{python} is missing: run 'make setup' (it builds {environment})")
+    return python
+
+
+def export_champion(
+    ctx: Context, export: Callable[[str, str, Path], dict[str, str]], out: Path
+) -> tuple[str, str]:
+    """The champion written under ``out`` by a server's ``export``: (name, version)."""
+    written = export(ctx.values["tracking_uri"], ctx.settings.model_name, out)
+    name, version = written["name"], written["version"]
+    if version != ctx.values["champion"]:
+        raise StepFailed(f"exported v{version}, the champion is v{ctx.values['champion']}")
+    return name, version
+
+
+def src_env(ctx: Context) -> dict[str, str]:
+    """:func:`.runner.child_env` with the package's ``src/`` first on ``PYTHONPATH``: a
+    server's own environment imports the package from there (it is not installed)."""
+    env = child_env(ctx)
+    paths = [str(ctx.root / "src"), env.get("PYTHONPATH", "")]
+    env["PYTHONPATH"] = os.pathsep.join(path for path in paths if path)
+    return env
 
 
 def feature_rows(ctx: Context) -> list[dict[str, Any]]:
@@ -74,20 +105,22 @@ def refused(response: httpx.Response, label: str) -> str:
     return str(response.status_code)
 
 
-def metric_samples(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+Samples = dict[str, list[tuple[dict[str, str], float]]]
+"""Prometheus samples by name: ``[(labels, value), ...]`` (:func:`metric_samples`)."""
+
+
+def metric_samples(text: str) -> Samples:
     """Prometheus text exposition parsed to ``{sample name: [(labels, value), ...]}``."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    samples: dict[str, list[tuple[dict[str, str], float]]] = {}
+    samples: Samples = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             samples.setdefault(sample.name, []).append((sample.labels, sample.value))
     return samples
 
 
-def total(
-    samples: dict[str, list[tuple[dict[str, str], float]]], name: str, **labels: str
-) -> float:
+def total(samples: Samples, name: str, **labels: str) -> float:
     """The sum of ``name``'s samples whose labels include ``labels``."""
     return sum(v for found, v in samples.get(name, []) if labels.items() <= found.items())
 
@@ -134,3 +167,20 @@ def wait_v2_model(
     wait_http(client, f"{model}/ready", service, timeout=ctx.ready_timeout)
     metadata = client.get(model).json()
     return [str(tensor.get("name")) for tensor in metadata.get("inputs", [])]
+
+
+def scrape(client: httpx.Client, url: str) -> Samples:
+    """A server's Prometheus endpoint, fetched (200 only) and parsed."""
+    response = client.get(url)
+    if response.status_code != 200:
+        raise StepFailed(f"{url}: HTTP {response.status_code}")
+    return metric_samples(response.text)
+
+
+def counted(samples: Samples, name: str, minimum: float, **labels: str) -> float:
+    """:func:`total` of ``name`` over ``labels``; fails below ``minimum``, naming the samples."""
+    count = total(samples, name, **labels)
+    if count < minimum:
+        found = sorted(samples)[:40]
+        raise StepFailed(f"{name} for {labels} = {count} < {minimum:g}; samples: {found}")
+    return count

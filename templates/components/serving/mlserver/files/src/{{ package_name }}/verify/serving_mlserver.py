@@ -25,11 +25,11 @@ from . import serving_app
 from .runner import Context, Flag, StepFailed, child_env, free_port, start
 from .serving_app import (
     compare_scores,
+    counted,
     feature_rows,
-    metric_samples,
     offline_scores,
     refused,
-    total,
+    scrape,
     wait_v2_model,
 )
 
@@ -147,13 +147,8 @@ def step_bad_payload(ctx: Context, client: httpx.Client) -> str:
 
 def step_metrics(ctx: Context, client: httpx.Client) -> str:
     """The metrics port's ``/metrics`` counts this model's successful inferences."""
-    response = client.get(ctx.values["metrics_url"])
-    if response.status_code != 200:
-        raise StepFailed(f"{ctx.values['metrics_url']}: HTTP {response.status_code}")
-    samples = metric_samples(response.text)
+    samples = scrape(client, ctx.values["metrics_url"])
     name = "model_infer_request_success_total"
-    count = total(samples, name, model=ctx.settings.model_name)
-    if count < 1 + len(ctx.values["snapshots"]):
-        found = sorted(samples)[:40]
-        raise StepFailed(f"{name} for {ctx.settings.model_name} = {count}; samples: {found}")
+    minimum = 1 + len(ctx.values["snapshots"])
+    count = counted(samples, name, minimum, model=ctx.settings.model_name)
     return f"{name}={count:.0f} on {ctx.values['metrics_url']} ({len(samples)} samples)"

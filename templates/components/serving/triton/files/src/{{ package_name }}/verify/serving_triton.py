@@ -26,13 +26,17 @@ from ..schema import FEATURE_COLUMNS, LABEL_CLASSES
 from ..serving import outputs, triton_server
 from ..serving.triton_export import export
 from . import serving_app
-from .runner import Context, Flag, StepFailed, child_env, free_port, start
+from .runner import Context, Flag, StepFailed, free_port, start
 from .serving_app import (
     compare_scores,
+    counted,
+    export_champion,
     feature_rows,
-    metric_samples,
     offline_scores,
+    own_python,
     refused,
+    scrape,
+    src_env,
     total,
     wait_v2_model,
 )
@@ -79,19 +83,11 @@ def served_scores(body: dict[str, Any], count: int) -> list[float]:
 
 def step_serving(ctx: Context, client: httpx.Client) -> str:
     """Export the champion's ONNX graph, start Triton on 127.0.0.1, wait for V2 readiness."""
-    python = ctx.root / ENVIRONMENT / "bin" / "python"
-    if not python.is_file():
-        raise StepFailed(f"{python} is missing: run 'make setup' (it builds {ENVIRONMENT})")
+    python = own_python(ctx, ENVIRONMENT)
     out = ctx.root / "build" / "verify-triton"
-    written = export(ctx.values["tracking_uri"], ctx.settings.model_name, out)
-    name, version = written["name"], written["version"]
-    if version != ctx.values["champion"]:
-        raise StepFailed(f"exported v{version}, the champion is v{ctx.values['champion']}")
+    name, version = export_champion(ctx, export, out)
     http_port, grpc_port, metrics_port = free_port(), free_port(), free_port()
-    env = child_env(ctx)
-    # The package from src/ (not installed in .venv-triton), ahead of any PYTHONPATH given.
-    paths = [str(ctx.root / "src"), env.get("PYTHONPATH", "")]
-    env["PYTHONPATH"] = os.pathsep.join(path for path in paths if path)
+    env = src_env(ctx)
     command = [
         str(python), "-m", triton_server.__name__,
         "--model-dir", str(out), "--host", "127.0.0.1", "--http-port", str(http_port),
@@ -205,17 +201,11 @@ def step_bad_payload(ctx: Context, client: httpx.Client) -> str:
 
 def step_metrics(ctx: Context, client: httpx.Client) -> str:
     """Triton's metrics port counts this model version's successful inferences."""
-    response = client.get(ctx.values["metrics_url"])
-    if response.status_code != 200:
-        raise StepFailed(f"{ctx.values['metrics_url']}: HTTP {response.status_code}")
-    samples = metric_samples(response.text)
+    samples = scrape(client, ctx.values["metrics_url"])
     # Triton declares them counters: the parser names their samples with the _total suffix
     name = "nv_inference_request_success_total"
     labels = {"model": ctx.settings.model_name, "version": ctx.values["champion"]}
-    count = total(samples, name, **labels)
-    if count < 1 + len(ctx.values["snapshots"]):
-        found = sorted(samples)[:40]
-        raise StepFailed(f"{name} for {labels} = {count}; samples: {found}")
+    count = counted(samples, name, 1 + len(ctx.values["snapshots"]), **labels)
     failures = total(samples, "nv_inference_request_failure_total", **labels)
     return (
         f"{name}={count:.0f}, nv_inference_request_failure_total={failures:.0f}"

@@ -1,0 +1,1 @@
+../../../../components/serving/torchserve/files/src/{{ package_name }}/serving/torchserve_handler.py

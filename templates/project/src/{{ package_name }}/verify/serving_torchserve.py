@@ -1,0 +1,1 @@
+../../../../components/serving/torchserve/files/src/{{ package_name }}/verify/serving_torchserve.py
