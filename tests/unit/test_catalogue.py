@@ -175,6 +175,17 @@ def test_contributed_verify_steps_name_functions_of_the_template() -> None:
         assert step.function in defined, f"{step.name}: {step.module}.{step.function}"
 
 
+def test_a_server_of_its_own_replaces_the_request_traces_step() -> None:
+    """A serving application that replaces ``serving ready`` (a server other than the
+    FastAPI app, which alone traces requests and echoes ``X-Request-ID``) also replaces
+    the core ``traces`` step, so verify never drives it with the app's trace check."""
+    cat = catalogue()
+    for value in cat.choices("serving"):
+        replaced = {step.replaces for step in cat.choice("serving", value).verify_steps}
+        if "serving ready" in replaced:
+            assert "traces" in replaced, f"serving={value} keeps the FastAPI app's traces step"
+
+
 @pytest.mark.parametrize(
     ("old", "new"),
     [("kserve", "kserve"), ("seldon", "seldon"), ("fastapi-deployment", "deployment")],
