@@ -175,15 +175,18 @@ def test_contributed_verify_steps_name_functions_of_the_template() -> None:
         assert step.function in defined, f"{step.name}: {step.module}.{step.function}"
 
 
-def test_a_server_of_its_own_replaces_the_request_traces_step() -> None:
-    """A serving application that replaces ``serving ready`` (a server other than the
-    FastAPI app, which alone traces requests and echoes ``X-Request-ID``) also replaces
-    the core ``traces`` step, so verify never drives it with the app's trace check."""
+def test_a_server_of_its_own_traces_requests_or_replaces_the_traces_step() -> None:
+    """The core ``traces`` step sends ``X-Request-ID`` and waits for the request's spans:
+    a serving application that replaces ``serving ready`` (a server other than the
+    FastAPI app) either runs the app's request middleware or replaces ``traces``."""
     cat = catalogue()
     for value in cat.choices("serving"):
         replaced = {step.replaces for step in cat.choice("serving", value).verify_steps}
-        if "serving ready" in replaced:
-            assert "traces" in replaced, f"serving={value} keeps the FastAPI app's traces step"
+        if "serving ready" not in replaced or "traces" in replaced:
+            continue
+        files = (components_dir() / "serving" / value / "files").rglob("*.py")
+        assert any("RequestContextMiddleware" in path.read_text(encoding="utf-8")
+                   for path in files), f"serving={value}: the traces step would fail"
 
 
 @pytest.mark.parametrize(

@@ -335,10 +335,12 @@ def server_span(
     """A SERVER span continuing the caller's W3C ``traceparent`` (when it sent one).
 
     Only the headers the propagator reads are decoded; a request without them starts a
-    new trace without calling the propagator at all. Sampled out (module docstring), no
-    span is started: the context manager enters as a non-recording span.
+    new trace without calling the propagator at all, from an empty context: not a child
+    of a span a host server made current (BentoML's own, unsampled, instrumentation).
+    Sampled out (module docstring), no span is started: the context manager enters as a
+    non-recording span.
     """
-    from opentelemetry import propagate, trace
+    from opentelemetry import context, propagate, trace
 
     tracer = _tracer
     if tracer is None:
@@ -347,7 +349,7 @@ def server_span(
     for key, value in headers:
         if key in _propagation_fields:
             carrier[key.decode("latin-1")] = value.decode("latin-1")
-    parent = propagate.extract(carrier) if carrier else None
+    parent = propagate.extract(carrier) if carrier else context.Context()  # empty: falsy
     if _root_ratio is not None:
         remote = trace.get_current_span(parent).get_span_context() if parent else None
         if remote is not None and remote.is_valid:

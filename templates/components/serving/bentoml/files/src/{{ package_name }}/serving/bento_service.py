@@ -3,22 +3,26 @@
 ``bentoml serve <package>.serving.bento_service:ChurnService`` serves ``POST /predict`` with the
 FastAPI app's request and response (:class:`.schemas.PredictRequest`: ``rows`` of features
 or ``customer_ids`` read from Feast), ``POST /model_info`` (the model it scores with),
-BentoML's own ``/livez``, ``/readyz`` and Prometheus ``/metrics``. It loads the champion
-the way the FastAPI app does (:func:`.model.mlflow_model_loader`: MLflow runs in a
-subprocess) when the worker starts, so ``/readyz`` answers 200 only once a model is loaded.
+BentoML's own ``/livez``, ``/readyz`` and Prometheus ``/metrics``, and the FastAPI app's
+request ids and OpenTelemetry spans (``POST /predict`` -> ``feature lookup``, ``model
+predict``). It loads the champion the way the FastAPI app does
+(:func:`.model.mlflow_model_loader`: MLflow runs in a subprocess) when the worker starts,
+so ``/readyz`` answers 200 only once a model is loaded.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, cast
 
 import bentoml
 import numpy as np
 from pydantic import ConfigDict
 
+from .. import telemetry
 from ..config import load_settings
 from ..schema import ENTITY_COLUMN, FEATURE_COLUMNS
+from .context import RequestContextMiddleware
 from .model import (
     FeastFeatureLookup,
     LoadedModel,
@@ -58,6 +62,7 @@ class ChurnService:
     in the task's shape (:mod:`.outputs`), like the FastAPI app's ``/predict``."""
 
     def __init__(self) -> None:
+        telemetry.configure_tracing("serving")  # off unless an OTLP endpoint is set
         self.settings = load_settings()
         runtime = os.environ.get("SERVING_RUNTIME") or "sklearn"
         self.model: LoadedModel = mlflow_model_loader(self.settings, runtime=runtime)()
@@ -73,7 +78,8 @@ class ChurnService:
             import pandas as pd
 
             frame = pd.DataFrame(rows, columns=FEATURE_COLUMNS)
-            scores = self.model.predict(to_model_frame(frame, self.model))
+            with telemetry.span("model predict", rows=len(rows), runtime=self.model.runtime):
+                scores = self.model.predict(to_model_frame(frame, self.model))
             predictions = _labelled(scores, self.threshold)
         else:
             predictions = self._predict_ids([int(i) for i in customer_ids or []])
@@ -94,12 +100,14 @@ class ChurnService:
         }
 
     def _predict_ids(self, customer_ids: list[int]) -> list[dict[str, Any]]:
-        frame, complete = align_features(self.lookup(customer_ids), customer_ids)
-        scores = (
-            self.model.predict(to_model_frame(frame[complete], self.model))
-            if complete.any()
-            else model_scores([], 0)
-        )
+        with telemetry.span("feature lookup", customers=len(customer_ids)):
+            frame, complete = align_features(self.lookup(customer_ids), customer_ids)
+        with telemetry.span("model predict", rows=int(complete.sum()), runtime=self.model.runtime):
+            scores = (
+                self.model.predict(to_model_frame(frame[complete], self.model))
+                if complete.any()
+                else model_scores([], 0)
+            )
         results = iter(_labelled(scores, self.threshold))
         return [
             {"customer_id": cid, **next(results)}
@@ -107,3 +115,10 @@ class ChurnService:
             else {"customer_id": cid, **failed(), "error": UNKNOWN_CUSTOMER}
             for cid, ok in zip(customer_ids, complete.tolist(), strict=True)
         ]
+
+
+# The FastAPI app's outermost middleware, inside BentoML's own: the request id (X-Request-ID
+# in and out) and, when an OTLP endpoint is set, the request's span with the feature lookup
+# and model spans under it (telemetry.server_span starts it in a new trace).
+# (bentoml.service returns a Service; its stubs type the decorated class as the class)
+cast("bentoml.Service[Any]", ChurnService).add_asgi_middleware(RequestContextMiddleware)

@@ -44,7 +44,9 @@ def _bentoml_env(ctx: Context, **extra: str) -> dict[str, str]:
 def step_serving(ctx: Context, client: httpx.Client) -> str:
     """Start ``bentoml serve`` on 127.0.0.1; ready once ``/readyz`` is 200 with the champion."""
     port = free_port()
-    env = _bentoml_env(ctx, MLFLOW_TRACKING_URI=ctx.values["tracking_uri"])
+    from .core import otel_env
+
+    env = _bentoml_env(ctx, MLFLOW_TRACKING_URI=ctx.values["tracking_uri"], **otel_env(ctx))
     command = [
         sys.executable, "-m", "bentoml", "serve", SERVICE,
         "--host", "127.0.0.1", "--port", str(port),
