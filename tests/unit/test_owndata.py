@@ -140,11 +140,11 @@ def test_penguins_raw_kinds_entity_and_event_time() -> None:
     assert columns["clutch_completion"].categories == ("No", "Yes")
     assert kinds["culmen_length_mm"] == ("numeric", "feature")
     assert kinds["species"] == ("categorical", "feature")
-    # a date column without gaps is the event time; an id unique per (id, date) the entity
+    # a date column without gaps is the event time; the ids are text ('N1A1'), and entity
+    # ids are integers (Feast Int64, the API's ids): dropped, the rows get a generated id
     assert (schema.timestamp, schema.timestamp_synthetic) == ("date_egg", False)
-    assert (schema.entity, schema.entity_generated) == ("individual_id", False)
-    assert kinds["individual_id"] == ("identifier", "entity")
-    assert columns["individual_id"].action == "entity key (unique per (entity, event time))"
+    assert (schema.entity, schema.entity_generated) == ("row_id", True)
+    assert kinds["individual_id"] == ("identifier", "dropped")
     assert schema.renames["Delta 15 N (o/oo)"] == "delta_15_n_o_oo"
     # the target given by its normalised name is the same column
     assert infer(PENGUINS_RAW, "body_mass_g").to_dict() == schema.to_dict()
@@ -177,9 +177,11 @@ def test_mixed_kinds(tmp_path: Path) -> None:
     schema = infer(write(table, tmp_path, "mixed", ".parquet"), "target")
     columns = {column.name: column for column in schema.columns}
     kinds = {name: (column.kind, column.role) for name, column in columns.items()}
-    assert (schema.entity, schema.entity_generated) == ("customer_id", False)
-    assert kinds["customer_id"] == ("identifier", "entity")
-    assert kinds["row"] == ("identifier", "dropped")
+    # text ids are not entity ids (integers: Feast Int64, the API's): the integer column
+    # numbering the rows is the entity, the text id an identifier dropped
+    assert (schema.entity, schema.entity_generated) == ("row", False)
+    assert kinds["row"] == ("identifier", "entity")
+    assert kinds["customer_id"] == ("identifier", "dropped")
     assert kinds["notes"] == ("text", "dropped")
     assert kinds["region"] == ("categorical", "feature")
     assert columns["region"].action == "impute most frequent + ordinal"
@@ -200,8 +202,8 @@ def test_mixed_kinds(tmp_path: Path) -> None:
 
 
 def test_schema_is_stable_and_serialisable(tmp_path: Path) -> None:
-    first = infer(PENGUINS_RAW, "Species", timestamp="Date Egg", entity="Individual ID")
-    again = infer(PENGUINS_RAW, "Species", timestamp="Date Egg", entity="Individual ID")
+    first = infer(PENGUINS_RAW, "Species", timestamp="Date Egg")
+    again = infer(PENGUINS_RAW, "Species", timestamp="Date Egg")
     assert first.to_json() == again.to_json()
     data = json.loads(first.to_json())
     assert data["schema_version"] == SCHEMA_VERSION

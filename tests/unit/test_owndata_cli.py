@@ -86,6 +86,11 @@ CASES: list[tuple[str, Setup | None, list[str], int, str]] = [
                                   "2,2024-01-02,3,0\n2,2024-01-03,4,1\n"),
      ["--data", "{tmp}/t.csv", "--target", "y", "--entity", "id", "--timestamp", "when"], 1,
      "1 (entity, timestamp) pairs occur more than once, e.g. id=1 at 2024-01-01 in 2 rows"),
+    ("entity-not-integers", penguins,
+     ["--data", "{tmp}/p.csv", "--target", "Sex", "--entity", "Individual ID"], 1,
+     "entity 'individual_id' holds string values (e.g. 'N1A1'); entity ids must be integers "
+     "(Feast Int64, the API's ids): give an integer column, or no --entity for a generated "
+     "row id"),
     ("entity-with-gaps", csv("g.csv", "id,a,y\n1,1,0\n,2,1\n3,3,0\n4,4,1\n"),
      ["--data", "{tmp}/g.csv", "--target", "y", "--entity", "id"], 1,
      "entity 'id' is missing in 1 rows"),
@@ -168,7 +173,7 @@ def test_dry_run_prints_the_schema(runner: CliRunner, tmp_path: Path) -> None:
                for line in lines if line.strip())
     assert "Task: binary (inferred), target sex, classes FEMALE, MALE." in stdout
     assert "Rows: 333; 11 without a target left out." in stdout
-    assert "Entity: individual_id." in stdout
+    assert "Entity: row_id (generated: the row number)." in stdout  # its ids are text
     assert "Event time: date_egg." in stdout
     assert "  'Culmen Length (mm)' -> culmen_length_mm" in lines
     assert "127.0.0.1:8000" in stdout  # the stack's plan is printed too
@@ -266,7 +271,7 @@ def test_names_are_normalised_the_same_in_the_dry_run_and_the_contract(
     runner: CliRunner, tmp_path: Path
 ) -> None:
     """Spaces, accents, a keyword and a leading digit: one mapping, printed and rendered."""
-    rows = "".join(f"P{i},{i * 0.5},{('a', 'b')[i % 2]},{i % 5},{('yes', 'no')[i % 2]}\n"
+    rows = "".join(f"{100 + i},{i * 0.5},{('a', 'b')[i % 2]},{i % 5},{('yes', 'no')[i % 2]}\n"
                    for i in range(12))
     (tmp_path / "n.csv").write_text("Plant ID,Größe (cm),class,2nd score,Is Tall\n" + rows,
                                     encoding="utf-8")

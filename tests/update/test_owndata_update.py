@@ -28,7 +28,7 @@ CONTRACT = (
     "features = {{ data_schema.features | map(attribute='name') | join(',') }}\n"
 )
 TABLE = "Plant ID,Leaf Width,Soil,class\n" + "".join(
-    f"P{i},{i * 0.5},{('clay', 'sand', 'loam')[i % 3]},{('yes', 'no')[i % 2]}\n"
+    f"{100 + i},{i * 0.5},{('clay', 'sand', 'loam')[i % 3]},{('yes', 'no')[i % 2]}\n"
     for i in range(12)
 )
 

@@ -387,8 +387,15 @@ def _duplicate_pairs(table: pa.Table, entity: str, timestamp: str) -> pa.Table:
 
 
 def _check_entity(table: pa.Table, entity: str, timestamp: str | None, where: str) -> None:
-    """Refuse an entity with gaps, or repeated at one event time."""
+    """Refuse an entity that is not integers, has gaps, or repeats at one event time."""
     column = table.column(entity)
+    if not pa.types.is_integer(column.type):
+        example = column.drop_null()[0].as_py() if len(column.drop_null()) else None
+        raise DataError(
+            f"{where}: entity {entity!r} holds {column.type} values (e.g. {example!r}); "
+            "entity ids must be integers (Feast Int64, the API's ids): give an integer "
+            "column, or no --entity for a generated row id"
+        )
     if column.null_count:
         raise DataError(
             f"{where}: entity {entity!r} is missing in {column.null_count} rows; "
@@ -441,8 +448,10 @@ def _propose_entity(
 ) -> str | None:
     """Propose a column identifying a row, or a row at its event time; else ``None``.
 
-    In order: an id-like name unique per row, an id-like name unique per (column, event
-    time), a column numbering the rows or of codes unique per row; the first by position.
+    Integer columns only: the stack's entity ids are integers (Feast ``Int64``, the API's
+    ids), so a text key is dropped as an identifier and the rows get a generated id. In
+    order: an id-like name unique per row, an id-like name unique per (column, event
+    time), a column numbering the rows; the first by position.
     """
     rows = table.num_rows
     keys: list[str] = [
@@ -451,7 +460,7 @@ def _propose_entity(
         if name not in exclude
         and name != timestamp
         and table.column(name).null_count == 0
-        and (pa.types.is_integer(table.column(name).type) or _is_text(table.column(name).type))
+        and pa.types.is_integer(table.column(name).type)
     ]
     id_like = [name for name in keys if _ID_NAME.search(name)]
     for name in id_like:
@@ -468,9 +477,7 @@ def _propose_entity(
 
 
 def _names_rows(column: pa.ChunkedArray) -> bool:
-    """Whether a column with one value per row numbers the rows or holds codes (not counts)."""
-    if not pa.types.is_integer(column.type):
-        return not _has_spaces(column)
+    """Whether an integer column with one value per row numbers the rows (not counts)."""
     low, high = pc.min_max(column).values()
     return bool(high.as_py() - low.as_py() + 1 == len(column))
 
