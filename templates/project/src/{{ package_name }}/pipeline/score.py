@@ -28,6 +28,7 @@ import pandas as pd
 
 from ..config import MODEL_ALIAS, Settings, load_settings
 from ..schema import ENTITY_COLUMN, FEATURE_COLUMNS, FEATURE_DTYPES
+from ..serving.model import scorable
 from ..serving.outputs import model_scores, raw_scorer, score_columns
 
 DEFAULT_CHUNK_ROWS = 50_000
@@ -69,7 +70,7 @@ def score_chunk(
     model: Any, chunk: pd.DataFrame, threshold: float, name: str, version: str
 ) -> pd.DataFrame:
     """The predictions of one chunk, in its row order (empty outputs where ``error``)."""
-    complete = chunk[FEATURE_COLUMNS].notna().all(axis=1).to_numpy()
+    complete = scorable(chunk)
     features = chunk.loc[complete, FEATURE_COLUMNS].astype(FEATURE_DTYPES)
     scores = model_scores(raw_scorer(model)(features) if complete.any() else [], len(features))
     out = pd.DataFrame(index=range(len(chunk)))

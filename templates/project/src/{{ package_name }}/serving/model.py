@@ -33,6 +33,7 @@ from ..schema import (
     ENTITY_COLUMN,
     FEATURE_COLUMNS,
     FEATURE_DTYPES,
+    NULLABLE_FEATURES,
     TASK,
 )
 from .outputs import model_scores, raw_scorer
@@ -188,11 +189,12 @@ def accepts_feature_array(model: Any) -> bool:
 def align_features(
     features: pd.DataFrame, customer_ids: list[int]
 ) -> tuple[pd.DataFrame, np.ndarray]:
-    """Order a lookup result like ``customer_ids`` and tell which rows have every feature.
+    """Order a lookup result like ``customer_ids`` and tell which rows can be scored.
 
     Returns the feature frame (FEATURE_COLUMNS, one row per requested id, in request
-    order, duplicates allowed) and a boolean mask of the rows that are complete. Works
-    whatever order the lookup returned its rows in.
+    order, duplicates allowed) and a boolean mask of the rows :func:`scorable` (an
+    unknown id has no feature at all). Works whatever order the lookup returned its rows
+    in.
     """
     import pandas as pd
 
@@ -201,8 +203,17 @@ def align_features(
         raise ValueError(f"feature lookup returned no column(s) {missing}")
     indexed = features.drop_duplicates(subset=ENTITY_COLUMN, keep="last").set_index(ENTITY_COLUMN)
     ordered = indexed.reindex(pd.Index(customer_ids, dtype="int64"))[FEATURE_COLUMNS]
-    complete = ordered.notna().all(axis=1).to_numpy()
-    return ordered.reset_index(drop=True), complete
+    return ordered.reset_index(drop=True), scorable(ordered)
+
+
+def scorable(features: pd.DataFrame) -> np.ndarray:
+    """Which feature rows the model can score: every feature the contract says always has
+    a value is present, and at least one feature is (the model pipeline imputes
+    ``schema.NULLABLE_FEATURES``; a row with no feature at all is an unknown id)."""
+    required = [name for name in FEATURE_COLUMNS if name not in NULLABLE_FEATURES]
+    present = features[FEATURE_COLUMNS].notna()
+    mask: np.ndarray = (present[required].all(axis=1) & present.any(axis=1)).to_numpy()
+    return mask
 
 
 def to_model_frame(
