@@ -1,14 +1,16 @@
-"""`new --data` on three real tables, then `make setup` and `make verify`, as on the demo.
+"""`new --data` on four real tables, then `make setup` and `make verify`, as on the demo.
 
 scikit-learn's bundled breast cancer (binary, CSV), wine (multiclass, Parquet) and
-diabetes (regression, CSV) are written to files, `mlops-scaffold new --data FILE --target
-target` generates a startup project on each, and its own `make setup` and `make verify`
-must pass: tracking, registry and champion, features by entity id and by raw rows with
+diabetes (regression, CSV) are written to files, and palmerpenguins' raw table is copied
+as it ships (multiclass by species, CSV: missing values, string categoricals, a date as the
+event time, text ids dropped for a generated row id); `mlops-scaffold new --data FILE
+--target COLUMN` generates a startup project on each, and its own `make setup` and `make
+verify` must pass: tracking, registry and champion, features by entity id and by raw rows with
 equal scores (and equal to the champion scored offline), a wrong type refused with a 422
 naming the column, metrics, drift report. Each project's task, holdout metric and verify
 time are printed (``pytest -s``) and kept in ``owndata-e2e.json`` of the module's temp dir.
 
-Cost: the three projects share one virtual environment (tests/e2e/conftest.py: the
+Cost: the four projects share one virtual environment (tests/e2e/conftest.py: the
 session's first project's ``make setup`` builds it; the others link ``.venv`` to it, and
 their ``make setup`` installs only their own package): their dependencies are the same
 pins, and compiling the bytecode of 230 packages three times is most of a cold setup.
@@ -66,12 +68,23 @@ def diabetes(folder: Path) -> Path:
     return path
 
 
-# table: (writer, task, gate metric, bound the holdout metric must beat, higher is better)
-TABLES: dict[str, tuple[Callable[[Path], Path], str, str, float, bool]] = {
-    "breast_cancer": (breast_cancer, "binary", "roc_auc", 0.95, True),
-    "wine": (wine, "multiclass", "macro_f1", 0.85, True),
+def penguins_raw(folder: Path) -> Path:
+    from importlib.resources import files
+
+    path = folder / "penguins_raw.csv"
+    path.write_bytes((files("palmerpenguins") / "data" / "penguins-raw.csv").read_bytes())
+    return path
+
+
+# table: (writer, target, task, gate metric, bound the holdout metric must beat, higher is
+# better, serving runtime: onnx where the pipeline converts, else sklearn)
+TABLES: dict[str, tuple[Callable[[Path], Path], str, str, str, float, bool, str]] = {
+    "breast_cancer": (breast_cancer, "target", "binary", "roc_auc", 0.95, True, "onnx"),
+    "wine": (wine, "target", "multiclass", "macro_f1", 0.85, True, "onnx"),
     # a mean predictor's RMSE on this target is ~77: the model must do clearly better
-    "diabetes": (diabetes, "regression", "rmse", 65.0, False),
+    "diabetes": (diabetes, "target", "regression", "rmse", 65.0, False, "onnx"),
+    # string categoricals: skl2onnx does not convert the encoders, sklearn serves
+    "penguins_raw": (penguins_raw, "Species", "multiclass", "macro_f1", 0.85, True, "sklearn"),
 }
 # Steps of `make verify` that must have run and passed on every task.
 CORE_STEPS = ("dvc repro", "champion", "serving ready", "predict ids", "predict rows",
@@ -93,14 +106,14 @@ class Verified:
 def verified(
     tmp_path_factory: pytest.TempPathFactory, set_up_with_shared_venv: SetUp
 ) -> dict[str, Verified]:
-    """The three tables: new --data, make setup (one shared venv), make verify."""
+    """The four tables: new --data, make setup (one shared venv), make verify."""
     root = tmp_path_factory.mktemp("owndata-e2e")
     results: dict[str, Verified] = {}
-    for name, (write, _, _, _, _) in TABLES.items():
+    for name, (write, target, *_) in TABLES.items():
         source = write(root)
         project = root / name
         run([str(CLI), "new", str(project), "--profile", "startup", "--data", str(source),
-             "--target", "target"], root, 300)
+             "--target", target], root, 300)
         setup_seconds = set_up_with_shared_venv(project)
         started = time.monotonic()
         run(["make", "verify"], project, 1200)
@@ -126,7 +139,7 @@ def verified(
 @pytest.mark.parametrize("table", TABLES)
 def test_new_data_setup_verify(verified: dict[str, Verified], table: str) -> None:
     result = verified[table]
-    _, task, metric, bound, higher = TABLES[table]
+    _, _, task, metric, bound, higher, runtime = TABLES[table]
     assert result.task == task
     assert result.metric == metric, "the champion gate's metric follows the task"
     assert result.holdout > bound if higher else result.holdout < bound, result
@@ -135,8 +148,8 @@ def test_new_data_setup_verify(verified: dict[str, Verified], table: str) -> Non
     steps = {step["name"]: step for step in report["steps"]}
     for name in CORE_STEPS:
         assert steps[name]["ok"], steps[name]
-    # The pipeline converts (numbers only, no missing values): served by ONNX Runtime.
-    assert "(onnx)" in str(steps["serving ready"]["detail"]), steps["serving ready"]
+    # ONNX Runtime serves where the pipeline converts (numbers only), sklearn elsewhere
+    assert f"({runtime})" in str(steps["serving ready"]["detail"]), steps["serving ready"]
     assert (result.project / "reports" / "drift.html").stat().st_size > 0
     leftover = subprocess.run(["pgrep", "-f", str(result.project)], capture_output=True,
                               text=True, check=False)
