@@ -23,9 +23,9 @@ from .runner import Context, Flag, StepFailed, child_env, free_port, start, wait
 from .serving_app import (
     compare_scores,
     feature_rows,
-    metric_samples,
     offline_scores,
     refused,
+    scrape,
     total,
     wrong_value,
 )
@@ -99,10 +99,7 @@ def step_bad_payload(ctx: Context, client: httpx.Client) -> str:
 
 def step_metrics(ctx: Context, client: httpx.Client) -> str:
     """BentoML's ``/metrics`` counts the scored and the refused ``/predict`` requests."""
-    response = client.get(f"{ctx.values['serving_url']}/metrics")
-    if response.status_code != 200:
-        raise StepFailed(f"/metrics: HTTP {response.status_code}")
-    samples = metric_samples(response.text)
+    samples = scrape(client, f"{ctx.values['serving_url']}/metrics")
     name = "bentoml_service_request_total"
     ok = total(samples, name, endpoint="/predict", http_response_code="200")
     bad = sum(
