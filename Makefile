@@ -21,7 +21,7 @@ endif
 # The tests build generated projects' environments with this uv (tests/envs.py).
 export UV
 
-.PHONY: help uv install lint test test-fast test-render test-e2e test-containers test-ci-jobs test-torch demo bench clean
+.PHONY: help uv install lint test test-fast test-render test-e2e test-containers test-ci-systems test-torch demo bench clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -51,7 +51,7 @@ lint: install ## ruff + mypy --strict
 	$(BIN)/mypy src
 
 test-fast: install ## Unit and update tests (seconds)
-	$(BIN)/pytest -q -m "not slow and not render and not containers and not ci_jobs and not torch"
+	$(BIN)/pytest -q -m "not slow and not render and not containers and not torch"
 
 test-render: install ## Render every profile and run each generated project's ruff + pytest
 	$(BIN)/pytest -q -m "render and not torch"
@@ -62,14 +62,14 @@ test-e2e: install ## Fresh venv, wheel install, new, the startup workflow jobs (
 test-containers: install ## Private dockerd, base images, the startup stack built and run (root)
 	$(BIN)/pytest -q -rs -m containers
 
-test-ci-jobs: install ## The startup project's whole GitLab pipeline with gitlab-ci-local (minutes)
-	$(BIN)/pytest -q -rs -m ci_jobs
+test-ci-systems: install ## Every profile's CI files checked; the startup GitLab pipeline run with gitlab-ci-local (minutes)
+	$(BIN)/pytest -q -rs tests/ci_systems
 
 test-torch: install ## The generated pytest of a model=torch-mlp project (TORCH_FIND_LINKS, /opt/wheels)
 	$(BIN)/pytest -q -rs -m torch
 
-test: lint ## Everything but test-ci-jobs and test-torch: lint, unit, update, render and end-to-end tests
-	$(BIN)/pytest -q -rs --durations=10 -m "not ci_jobs and not torch"
+test: lint ## Everything but test-torch: lint, unit, update, render, CI systems and end-to-end tests
+	$(BIN)/pytest -q -rs --durations=10 -m "not torch"
 
 demo: install ## Generate the startup project into $(DEMO_DIR), set it up and verify it
 	rm -rf $(DEMO_DIR)

