@@ -184,3 +184,46 @@ def counted(samples: Samples, name: str, minimum: float, **labels: str) -> float
         found = sorted(samples)[:40]
         raise StepFailed(f"{name} for {labels} = {count} < {minimum:g}; samples: {found}")
     return count
+
+
+V2Infer = Callable[[Context, httpx.Client, list[dict[str, Any]]], dict[str, Any]]
+"""A server's V2 ``infer`` call: the rows in, the JSON answer out (200 only)."""
+V2Scores = Callable[[dict[str, Any], int], list[float]]
+"""A server's reading of its V2 answer: the scores of ``count`` rows."""
+
+
+def v2_infer(client: httpx.Client, url: str, request: dict[str, Any]) -> dict[str, Any]:
+    """POST a V2 ``request`` to ``url``; the JSON answer, failing the step on any other than 200."""
+    response = client.post(url, json=request)
+    if response.status_code != 200:
+        raise StepFailed(f"HTTP {response.status_code}: {response.text[:300]}")
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def v2_predict(
+    ctx: Context, client: httpx.Client, infer: V2Infer, scores: V2Scores, what: str
+) -> str:
+    """V2 inference of the snapshot rows equals the champion's scores computed offline.
+
+    The answer must name the champion's version; its scores are kept for
+    :func:`v2_single_rows`.
+    """
+    from .core import N_CUSTOMERS, newest_snapshots
+
+    ctx.values["snapshots"] = newest_snapshots(ctx, N_CUSTOMERS)
+    rows = feature_rows(ctx)
+    body = infer(ctx, client, rows)
+    if str(body.get("model_version")) != ctx.values["champion"]:
+        raise StepFailed(f"model_version {body.get('model_version')!r} is not the champion")
+    served = scores(body, len(rows))
+    ctx.values["served"] = served
+    return compare_scores(served, offline_scores(ctx, rows), what)
+
+
+def v2_single_rows(ctx: Context, client: httpx.Client, infer: V2Infer, scores: V2Scores) -> str:
+    """Each row scored alone gives the score it got in :func:`v2_predict`'s batch."""
+    alone = []
+    for row in feature_rows(ctx):
+        alone.extend(scores(infer(ctx, client, [row]), 1))
+    return compare_scores(alone, ctx.values["served"], "single-row V2 scores")

@@ -24,10 +24,8 @@ from ..serving.mlserver_settings import write
 from . import serving_app
 from .runner import Context, Flag, StepFailed, child_env, free_port, start
 from .serving_app import (
-    compare_scores,
     counted,
     feature_rows,
-    offline_scores,
     refused,
     scrape,
     wait_v2_model,
@@ -91,33 +89,17 @@ def step_serving(ctx: Context, client: httpx.Client) -> str:
 def infer(ctx: Context, client: httpx.Client, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """POST ``rows`` to the model's V2 ``infer``; the JSON answer (200 only)."""
     url = f"{ctx.values['serving_url']}/v2/models/{ctx.settings.model_name}/infer"
-    response = client.post(url, json=v2_request(rows))
-    if response.status_code != 200:
-        raise StepFailed(f"HTTP {response.status_code}: {response.text[:300]}")
-    body: dict[str, Any] = response.json()
-    return body
+    return serving_app.v2_infer(client, url, v2_request(rows))
 
 
 def step_predict(ctx: Context, client: httpx.Client) -> str:
     """V2 inference of the snapshot rows equals the champion's scores computed offline."""
-    from .core import N_CUSTOMERS, newest_snapshots
-
-    ctx.values["snapshots"] = newest_snapshots(ctx, N_CUSTOMERS)
-    rows = feature_rows(ctx)
-    body = infer(ctx, client, rows)
-    if str(body.get("model_version")) != ctx.values["champion"]:
-        raise StepFailed(f"model_version {body.get('model_version')!r} is not the champion")
-    served = served_scores(body, len(rows))
-    ctx.values["served"] = served
-    return compare_scores(served, offline_scores(ctx, rows), "MLServer V2 scores")
+    return serving_app.v2_predict(ctx, client, infer, served_scores, "MLServer V2 scores")
 
 
 def step_batch(ctx: Context, client: httpx.Client) -> str:
     """Each row scored alone gives the score it got in the batch (no cross-row effects)."""
-    alone = []
-    for row in feature_rows(ctx):
-        alone.extend(served_scores(infer(ctx, client, [row]), 1))
-    return compare_scores(alone, ctx.values["served"], "single-row V2 scores")
+    return serving_app.v2_single_rows(ctx, client, infer, served_scores)
 
 
 def step_bad_payload(ctx: Context, client: httpx.Client) -> str:
