@@ -64,6 +64,8 @@ PROFILE_COMMANDS = {
 # The startup project's GitLab jobs, all of them, run here with gitlab-ci-local, in this order
 # (stage check, then verify).
 GITLAB_JOBS = ("lint", "test", "verify")
+# Services Bitbucket provides without a definition (the docker daemon and CLI).
+BITBUCKET_BUILTIN_SERVICES = {"docker"}
 # Keys of a Bitbucket step (https://support.atlassian.com/bitbucket-cloud/docs/step-options/).
 BITBUCKET_STEP_KEYS = {
     "name", "script", "after-script", "image", "caches", "services", "artifacts", "size",
@@ -165,6 +167,54 @@ def test_every_ci_file_runs_the_profile_checks_with_env_and_reports(
     )
 
 
+DEPLOY_COMMAND = "make deploy CDK_APPROVAL=never"  # deploy=aws-cdk's ci.deploy contribution
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_releases_deploy_from_every_ci_system_where_the_profile_deploys(
+    profile: str, renders: dict[tuple[str, str], Path]
+) -> None:
+    """aws: a v* tag runs the checks and verify, then a deploy started by hand.
+
+    GitLab and Bitbucket assume the AWS role with their own OIDC token (no stored keys);
+    Jenkins asks for a confirmation and takes the agent's credentials. Other profiles
+    deploy nothing.
+    """
+    deploys = profile == "aws"
+    gitlab = yaml.safe_load((renders[profile, "gitlab"] / CI_FILES["gitlab"]).read_text())
+    jobs = {name: job for name, job in gitlab.items() if isinstance(job, dict)
+            and job.get("stage") == "deploy"}
+    assert bool(jobs) == deploys and ("deploy" in gitlab["stages"]) == deploys
+    for job in jobs.values():
+        assert job["rules"] == [{"if": "$CI_COMMIT_TAG =~ /^v/", "when": "manual"}]
+        assert job["id_tokens"]["AWS_ID_TOKEN"]["aud"] == "sts.amazonaws.com"
+        assert job["cache"] == [] and job["environment"]["name"] == "production"
+        script = "\n".join(job["script"])
+        assert script.index('> "$AWS_WEB_IDENTITY_TOKEN_FILE"') < script.index(DEPLOY_COMMAND)
+        assert 'AWS_ROLE_ARN="$AWS_DEPLOY_ROLE_ARN"' in script
+        assert {"if": "$CI_COMMIT_TAG =~ /^v/"} in gitlab["workflow"]["rules"]
+    bitbucket = yaml.safe_load(
+        (renders[profile, "bitbucket"] / CI_FILES["bitbucket"]).read_text())
+    tagged = (bitbucket["pipelines"].get("tags") or {}).get("v*", [])
+    assert bool(tagged) == deploys
+    assert all(DEPLOY_COMMAND not in step["script"]
+               for step in bitbucket_steps({"pipelines": {"default": bitbucket["pipelines"]
+                                                          ["default"]}}))
+    if deploys:
+        release = tagged[-1]["step"]
+        assert release["trigger"] == "manual" and release["deployment"] == "production"
+        assert release["oidc"] is True and release["services"] == ["docker"]
+        assert release["script"][-1] == DEPLOY_COMMAND
+        assert [item.get("step", {}).get("name") for item in tagged[1:-1]] == [
+            "Verify end to end"]
+    jenkins = (renders[profile, "jenkins"] / CI_FILES["jenkins"]).read_text()
+    assert (f"sh '{DEPLOY_COMMAND}'" in jenkins) == deploys
+    if deploys:
+        stage = jenkins[jenkins.index("stage('Deploy to AWS')"):]
+        assert "tag pattern: 'v*', comparator: 'GLOB'" in stage and "input {" in stage
+        assert "beforeInput true" in stage
+
+
 def test_ci_files_are_only_their_systems(renders: dict[tuple[str, str], Path]) -> None:
     for (profile, ci), root in renders.items():
         for other, name in CI_FILES.items():
@@ -248,7 +298,7 @@ def bitbucket_problems(text: str) -> list[str]:
     services = set((config.get("definitions") or {}).get("services") or {})
     for step in steps:
         for service in step.get("services") or []:
-            if service not in services:
+            if service not in services | BITBUCKET_BUILTIN_SERVICES:
                 problems.append(f"{step.get('name')}: service {service!r} is not defined")
     return problems
 

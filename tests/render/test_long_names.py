@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mlops_scaffold.project import MAX_NAME_LENGTH, create_project
 from mlops_scaffold.stacks import builtin_profiles, load_stack
@@ -46,4 +47,9 @@ def test_a_long_package_name_passes_the_generated_ruff(
         load_stack(profile=profile, overrides=overrides), tmp_path / name, init_git=False
     )
     assert (project / "src" / name / "pipeline" / "train.py").is_file()
+    deploy = project / ".github" / "workflows" / "deploy.yml"
+    if deploy.is_file():  # an AWS role session name is 64 characters at most
+        step = next(step for step in yaml.safe_load(deploy.read_text())["jobs"]["deploy"]["steps"]
+                    if "role-session-name" in step.get("with", {}))
+        assert len(step["with"]["role-session-name"]) <= 64, step
     assert_ruff_clean(project)
