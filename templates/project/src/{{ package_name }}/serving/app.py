@@ -76,7 +76,7 @@ from starlette.concurrency import run_in_threadpool
 
 from .. import telemetry
 from ..config import Settings, load_settings
-from ..schema import ENTITY_COLUMN, FEATURE_COLUMNS, FEATURE_DTYPES
+from ..schema import FEATURE_COLUMNS, FEATURE_DTYPES
 from .auth import api_key_dependencies, configured_key
 from .context import RequestContextMiddleware
 from .errors import documented_errors, install_error_handlers, invalid_input
@@ -95,7 +95,7 @@ from .model import (
     to_model_frame,
     warmup_input,
 )
-from .outputs import USES_THRESHOLD, failed, labelled
+from .outputs import USES_THRESHOLD, answers_by_id, labelled
 from .rollout import CHALLENGER_ALIAS, Rollout, ShadowLog, to_challenger
 from .routes import ROUTE_MODULES
 from .schemas import (
@@ -112,7 +112,6 @@ if TYPE_CHECKING:  # imported lazily: by-id requests and DataFrame models only
 logger = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLD = 0.5
-UNKNOWN_CUSTOMER = f"unknown {ENTITY_COLUMN}"
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 DEFAULT_REQUEST_TIMEOUT = 10.0
 DEFAULT_INLINE_MS = 2.0
@@ -622,16 +621,7 @@ def create_app(
         unknown = int((~complete).sum())
         if unknown:
             metrics.row_errors.labels(reason="unknown_customer_id").inc(unknown)
-        results = iter(labelled(probabilities, cutoff))
-        predictions: list[dict[str, Any]] = []
-        for customer_id, ok in zip(customer_ids, complete.tolist(), strict=True):
-            if ok:
-                predictions.append({"customer_id": customer_id, **next(results)})
-            else:
-                predictions.append(
-                    {"customer_id": customer_id, **failed(), "error": UNKNOWN_CUSTOMER}
-                )
-        return predictions
+        return answers_by_id(customer_ids, complete.tolist(), labelled(probabilities, cutoff))
 
     _document_request_models(app)
 

@@ -23,14 +23,14 @@ report's label agreement).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
 from typing_extensions import TypedDict
 
-from ..schema import LABEL_CLASSES, LABEL_COLUMN, TASK
+from ..schema import ENTITY_COLUMN, LABEL_CLASSES, LABEL_COLUMN, TASK
 
 PROBABILITY_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 """Histogram buckets of probabilities (binary and multiclass)."""
@@ -190,6 +190,28 @@ def row_labels(scores: np.ndarray, threshold: float) -> list[Any] | None:
 def failed() -> dict[str, None]:
     """The output fields of a row that has no prediction (all null)."""
     return dict.fromkeys(OUTPUT_FIELDS)
+
+
+ID_FIELD = "customer_id"
+"""The API's name for a prediction's id (``schemas.Prediction``), whatever the entity
+column of the data contract is called."""
+UNKNOWN_ID = f"unknown {ENTITY_COLUMN}"
+"""The ``error`` of a requested id the feature store has no features of."""
+
+
+def answers_by_id(
+    customer_ids: list[int], known: list[bool], predictions: Iterable[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The answers of an id request, in its order: each known id with the next of
+    ``predictions`` (one per known id), an unknown one with :func:`failed` and
+    :data:`UNKNOWN_ID`."""
+    scored = iter(predictions)
+    return [
+        {ID_FIELD: customer_id, **next(scored)}
+        if ok
+        else {ID_FIELD: customer_id, **failed(), "error": UNKNOWN_ID}
+        for customer_id, ok in zip(customer_ids, known, strict=True)
+    ]
 
 
 def row_scores(item: dict[str, Any]) -> list[float]:

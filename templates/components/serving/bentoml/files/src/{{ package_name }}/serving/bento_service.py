@@ -21,7 +21,7 @@ from pydantic import ConfigDict
 
 from .. import telemetry
 from ..config import load_settings
-from ..schema import ENTITY_COLUMN, FEATURE_COLUMNS
+from ..schema import FEATURE_COLUMNS
 from .context import RequestContextMiddleware
 from .model import (
     FeastFeatureLookup,
@@ -30,10 +30,15 @@ from .model import (
     mlflow_model_loader,
     to_model_frame,
 )
-from .outputs import SCORE_HISTOGRAM, USES_THRESHOLD, failed, labelled, model_scores, observed
+from .outputs import (
+    SCORE_HISTOGRAM,
+    USES_THRESHOLD,
+    answers_by_id,
+    labelled,
+    model_scores,
+    observed,
+)
 from .schemas import PredictRequest
-
-UNKNOWN_CUSTOMER = f"unknown {ENTITY_COLUMN}"
 
 SCORES = bentoml.metrics.Histogram(
     name=SCORE_HISTOGRAM[0],
@@ -108,13 +113,7 @@ class ChurnService:
                 if complete.any()
                 else model_scores([], 0)
             )
-        results = iter(_labelled(scores, self.threshold))
-        return [
-            {"customer_id": cid, **next(results)}
-            if ok
-            else {"customer_id": cid, **failed(), "error": UNKNOWN_CUSTOMER}
-            for cid, ok in zip(customer_ids, complete.tolist(), strict=True)
-        ]
+        return answers_by_id(customer_ids, complete.tolist(), _labelled(scores, self.threshold))
 
 
 # The FastAPI app's outermost middleware, inside BentoML's own: the request id (X-Request-ID

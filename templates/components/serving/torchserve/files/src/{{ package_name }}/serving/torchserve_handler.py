@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from ..schema import ENTITY_COLUMN, FEATURE_COLUMNS
+from ..schema import FEATURE_COLUMNS
 from . import outputs
 from .errors import field_errors, validation_message
 from .schemas import PredictRequest
@@ -45,10 +45,6 @@ INVALID = 422
 """The status of a request the contract refuses (as the FastAPI app's ``/predict``)."""
 UNAVAILABLE = 503
 """The status of an id request whose Feast lookup failed (as the FastAPI app's)."""
-UNKNOWN_ID = f"unknown {ENTITY_COLUMN}"
-ID_FIELD = "customer_id"
-"""The API's name for a prediction's id (``schemas.Prediction``), whatever the entity
-column of the data contract is called."""
 LOG = logging.getLogger(__name__)
 
 FeatureLookup = Callable[[list[int]], Any]
@@ -109,13 +105,8 @@ class Scorer:
             LOG.warning("feature lookup failed: %s", exc)
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise Refused(f"feature store lookup failed: {first[:200]}", UNAVAILABLE) from None
-        scored = iter(self.score(frame[FEATURE_COLUMNS][complete].to_numpy(dtype=np.float64)))
-        return [
-            {ID_FIELD: customer_id, **next(scored)}
-            if known
-            else {ID_FIELD: customer_id, **outputs.failed(), "error": UNKNOWN_ID}
-            for customer_id, known in zip(customer_ids, complete.tolist(), strict=True)
-        ]
+        scored = self.score(frame[FEATURE_COLUMNS][complete].to_numpy(dtype=np.float64))
+        return outputs.answers_by_id(customer_ids, complete.tolist(), scored)
 
     def answer(self, body: Any) -> dict[str, Any]:
         """The response of one request body (:class:`Refused` when refused)."""
