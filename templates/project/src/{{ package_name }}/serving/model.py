@@ -206,13 +206,16 @@ def align_features(
     return ordered.reset_index(drop=True), scorable(ordered)
 
 
+REQUIRED_FEATURES = [name for name in FEATURE_COLUMNS if name not in NULLABLE_FEATURES]
+"""The features the contract says always have a value (the model imputes the others)."""
+
+
 def scorable(features: pd.DataFrame) -> np.ndarray:
-    """Which feature rows the model can score: every feature the contract says always has
-    a value is present, and at least one feature is (the model pipeline imputes
+    """Which feature rows the model can score: every one of :data:`REQUIRED_FEATURES` is
+    present, and at least one feature is (the model pipeline imputes
     ``schema.NULLABLE_FEATURES``; a row with no feature at all is an unknown id)."""
-    required = [name for name in FEATURE_COLUMNS if name not in NULLABLE_FEATURES]
     present = features[FEATURE_COLUMNS].notna()
-    mask: np.ndarray = (present[required].all(axis=1) & present.any(axis=1)).to_numpy()
+    mask: np.ndarray = (present[REQUIRED_FEATURES].all(axis=1) & present.any(axis=1)).to_numpy()
     return mask
 
 
